@@ -1,0 +1,34 @@
+//! Task definitions: the complete ECS shapes, the checks RegisterTaskDefinition
+//! makes, what registration adds, and how requests name a revision.
+//!
+//! - [`shapes`]: RegisterTaskDefinitionRequest/Response, TaskDefinition and the
+//!   task-level members.
+//! - [`container`]: ContainerDefinition and everything nested in it.
+//! - [`volume`]: task volumes.
+//! - [`size`]: task CPU and memory strings, Fargate sizes.
+//! - [`validate`]: `validate_registration`.
+//! - [`register`]: `TaskDefinition::from_registration`, compatibilities and
+//!   required attributes.
+//! - [`reference`]: `family`, `family:revision` and ARN references.
+//!
+//! Registration keeps every member of the ECS model, including those berth does not
+//! act on yet, and returns them unchanged; unknown members are ignored.
+
+pub mod container;
+pub mod reference;
+pub mod register;
+pub mod shapes;
+pub mod size;
+pub mod validate;
+pub mod volume;
+
+#[cfg(test)]
+mod tests;
+
+pub use container::*;
+pub use reference::{TaskDefinitionRef, family_and_revision, is_valid_family};
+pub use register::{compatibilities, requires_attributes};
+pub use shapes::*;
+pub use size::{is_fargate_size, parse_task_cpu, parse_task_memory};
+pub use validate::{TaskSize, validate_registration};
+pub use volume::*;

@@ -1,0 +1,105 @@
+//! The ECS operations: decode the request, decide on a snapshot of the store, write
+//! with compare-and-swap, answer. One file per group of operations.
+
+mod account_settings;
+mod attributes;
+mod clusters;
+mod tagging;
+mod task_definitions;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_model::arn::Scope;
+use berth_model::{ApiError, ApiResult, ErrorCode, decode};
+use berth_store::Store;
+use bytes::Bytes;
+use serde::Serialize;
+
+/// Who is asking, where, and when: everything a handler needs besides the request.
+pub struct Ctx<'a> {
+    pub store: &'a dyn Store,
+    /// State shared by every request of this process.
+    pub shared: &'a Shared,
+    /// The region (from the request's credential scope) and account.
+    pub scope: Scope,
+    /// The IAM ARN of the caller, as ECS reports it in `registeredBy`.
+    pub principal_arn: String,
+    /// Epoch seconds at the start of the request.
+    pub now: f64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        store: &'a dyn Store,
+        shared: &'a Shared,
+        scope: Scope,
+        principal_arn: String,
+    ) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Self {
+            store,
+            shared,
+            scope,
+            principal_arn,
+            now,
+        }
+    }
+    pub fn region(&self) -> &str {
+        &self.scope.region
+    }
+}
+
+/// In-process state shared by the handlers (never the source of truth: the store is).
+#[derive(Default)]
+pub struct Shared {
+    pub revisions: task_definitions::FamilyRevisions,
+}
+
+fn encode<T: Serialize>(response: &T) -> ApiResult<Bytes> {
+    serde_json::to_vec(response)
+        .map(Bytes::from)
+        .map_err(|err| ApiError::server(format!("Cannot encode the response: {err}")))
+}
+
+/// Runs operation `op` on the request `body`, returning the response body.
+pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> {
+    macro_rules! operations {
+        ($($name:literal => $handler:path),* $(,)?) => {
+            match op {
+                $($name => encode(&$handler(ctx, decode(body)?).await?),)*
+                _ => Err(ApiError::new(
+                    ErrorCode::UnknownOperationException,
+                    format!("Unknown operation {op}"),
+                )),
+            }
+        };
+    }
+    operations! {
+        "CreateCluster" => clusters::create_cluster,
+        "DeleteCluster" => clusters::delete_cluster,
+        "DescribeClusters" => clusters::describe_clusters,
+        "ListClusters" => clusters::list_clusters,
+        "UpdateCluster" => clusters::update_cluster,
+        "UpdateClusterSettings" => clusters::update_cluster_settings,
+        "PutClusterCapacityProviders" => clusters::put_cluster_capacity_providers,
+        "RegisterTaskDefinition" => task_definitions::register_task_definition,
+        "DescribeTaskDefinition" => task_definitions::describe_task_definition,
+        "ListTaskDefinitions" => task_definitions::list_task_definitions,
+        "ListTaskDefinitionFamilies" => task_definitions::list_task_definition_families,
+        "DeregisterTaskDefinition" => task_definitions::deregister_task_definition,
+        "DeleteTaskDefinitions" => task_definitions::delete_task_definitions,
+        "TagResource" => tagging::tag_resource,
+        "UntagResource" => tagging::untag_resource,
+        "ListTagsForResource" => tagging::list_tags_for_resource,
+        "PutAttributes" => attributes::put_attributes,
+        "DeleteAttributes" => attributes::delete_attributes,
+        "ListAttributes" => attributes::list_attributes,
+        "PutAccountSetting" => account_settings::put_account_setting,
+        "PutAccountSettingDefault" => account_settings::put_account_setting_default,
+        "DeleteAccountSetting" => account_settings::delete_account_setting,
+        "ListAccountSettings" => account_settings::list_account_settings,
+    }
+}

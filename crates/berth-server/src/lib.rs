@@ -1,0 +1,36 @@
+//! The berth control plane: the ECS API over awsJson1_1, authenticated with SigV4,
+//! on the store.
+//!
+//! - [`http`]: the endpoint (read, authenticate, route, answer).
+//! - [`protocol`]: the awsJson1_1 wire format and error shape.
+//! - [`auth`]: access keys and SigV4 verification.
+//! - [`api`]: the operations, one file per resource kind.
+//! - [`state`]: the key layout and typed, compare-and-swap access to the store.
+
+pub mod api;
+pub mod auth;
+pub mod http;
+pub mod protocol;
+pub mod state;
+
+pub use http::{App, ServerConfig, router};
+
+use std::future::Future;
+use std::sync::Arc;
+
+use berth_store::Store;
+use tokio::net::TcpListener;
+
+/// Serves the ECS API on `listener` until `shutdown` completes, then finishes the
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = App::new(store, config);
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,245 @@
+//! The read side of the store: immutable snapshots of the whole key space.
+//!
+//! Every key lives in memory in a persistent ordered map (`imbl::OrdMap`): the writer
+//! derives each new version from the previous one sharing all untouched nodes, and a
+//! reader holds one version for as long as it likes without copying or locking. So a
+//! snapshot is an `Arc` clone, reads never wait for writes, and one request sees one
+//! consistent revision for all of its gets and scans. SQLite is only the durable copy.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use crate::KeyValue;
+
+/// The key space at one revision, as the writer publishes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Index {
+    pub(crate) map: OrdMap<String, KeyValue>,
+    pub(crate) revision: i64,
+}
+
+/// A consistent, immutable view of the whole key space at one revision. Cheap to clone
+/// and to keep: it shares its data with the store and with every other snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    index: Arc<Index>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(index: Arc<Index>) -> Self {
+        Snapshot { index }
+    }
+
+    /// The store revision this snapshot shows: every transaction up to it, none after.
+    pub fn revision(&self) -> i64 {
+        self.index.revision
+    }
+
+    /// Number of keys in the whole key space.
+    pub fn len(&self) -> usize {
+        self.index.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.map.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&KeyValue> {
+        self.index.map.get(key)
+    }
+
+    /// Every key starting with `prefix`, ascending (`.rev()` for descending).
+    pub fn iter_prefix<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a KeyValue> + 'a {
+        self.range(prefix, None, None)
+    }
+
+    /// How many keys start with `prefix`. Walks them: O(count).
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.range(prefix, None, None).count()
+    }
+
+    /// One page of the keys starting with `prefix`, ascending, strictly after
+    /// `start_after` when given (the last key of the previous page), at most `limit`.
+    pub fn scan_prefix(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Vec<KeyValue> {
+        self.range(prefix, start_after, None)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// One page of the keys starting with `prefix`, descending, strictly before
+    /// `start_before` when given (the last key of the previous page), at most `limit`.
+    pub fn scan_prefix_rev(
+        &self,
+        prefix: &str,
+        start_before: Option<&str>,
+        limit: usize,
+    ) -> Vec<KeyValue> {
+        self.range(prefix, None, start_before)
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Keys starting with `prefix`, strictly after `after` and strictly before `before`.
+    fn range<'a>(
+        &'a self,
+        prefix: &str,
+        after: Option<&str>,
+        before: Option<&str>,
+    ) -> impl DoubleEndedIterator<Item = &'a KeyValue> + 'a {
+        let end = prefix_end(prefix);
+        let lower = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
+        let upper = match (before, end.as_deref()) {
+            (Some(b), Some(e)) if b < e => Bound::Excluded(b),
+            (Some(b), None) => Bound::Excluded(b),
+            (_, Some(e)) => Bound::Excluded(e),
+            (None, None) => Bound::Unbounded,
+        };
+        // An empty or inverted range yields nothing; checked here rather than relying
+        // on how the map treats inverted bounds.
+        let nonempty = match (lower, upper) {
+            (Bound::Included(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Excluded(u)) => {
+                l < u
+            }
+            _ => true,
+        };
+        nonempty
+            .then(|| self.index.map.range::<_, str>((lower, upper)))
+            .into_iter()
+            .flatten()
+            .map(|(_, kv)| kv)
+    }
+}
+
+/// The least string greater than every string that starts with `prefix`; `None` when
+/// there is none (empty prefix, or a prefix of only `char::MAX`). Keys order by their
+/// UTF-8 bytes, which is code point order, so bumping the last char that can be bumped
+/// gives the exclusive upper bound of the prefix's range.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end = prefix.to_owned();
+    while let Some(last) = end.pop() {
+        let mut next = u32::from(last) + 1;
+        if next == 0xD800 {
+            next = 0xE000; // surrogates are not chars
+        }
+        if let Some(c) = char::from_u32(next) {
+            end.push(c);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn snapshot(keys: &[&str]) -> Snapshot {
+        let mut map = OrdMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            let rev = i as i64 + 1;
+            map.insert(
+                (*k).to_owned(),
+                KeyValue {
+                    key: (*k).to_owned(),
+                    value: Bytes::from(k.to_string()),
+                    create_revision: rev,
+                    mod_revision: rev,
+                    version: 1,
+                },
+            );
+        }
+        Snapshot::new(Arc::new(Index {
+            map,
+            revision: keys.len() as i64,
+        }))
+    }
+
+    fn keys(kvs: &[KeyValue]) -> Vec<&str> {
+        kvs.iter().map(|kv| kv.key.as_str()).collect()
+    }
+
+    #[test]
+    fn prefix_end_bumps_the_last_bumpable_char() {
+        assert_eq!(prefix_end("a/"), Some("a0".to_owned()));
+        assert_eq!(prefix_end("az"), Some("a{".to_owned()));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".to_owned()));
+        assert_eq!(prefix_end("a\u{D7FF}"), Some("a\u{E000}".to_owned()));
+        assert_eq!(prefix_end("é"), Some("ê".to_owned()));
+    }
+
+    #[test]
+    fn scans_stay_inside_the_prefix() {
+        let s = snapshot(&["a", "a/", "a/1", "a/2", "a/2/x", "a0", "b/1", "a\u{10FFFF}"]);
+        assert_eq!(
+            keys(&s.scan_prefix("a/", None, 100)),
+            ["a/", "a/1", "a/2", "a/2/x"]
+        );
+        assert_eq!(s.count_prefix("a/"), 4);
+        assert_eq!(s.count_prefix("a"), 7);
+        assert_eq!(s.count_prefix(""), 8);
+        assert_eq!(s.count_prefix("c"), 0);
+        assert_eq!(
+            keys(&s.scan_prefix_rev("a/", None, 100)),
+            ["a/2/x", "a/2", "a/1", "a/"]
+        );
+        assert_eq!(keys(&s.scan_prefix_rev("a", None, 1)), ["a\u{10FFFF}"]);
+        assert_eq!(keys(&s.scan_prefix_rev("", None, 1)), ["b/1"]);
+    }
+
+    #[test]
+    fn pages_resume_strictly_after_and_before() {
+        let s = snapshot(&["p/1", "p/2", "p/3", "p/4", "p/5", "q"]);
+        assert_eq!(keys(&s.scan_prefix("p/", Some("p/2"), 2)), ["p/3", "p/4"]);
+        assert_eq!(keys(&s.scan_prefix("p/", Some("p/4"), 2)), ["p/5"]);
+        assert!(s.scan_prefix("p/", Some("p/5"), 2).is_empty());
+        // A cursor outside the prefix: before it starts from the top, past it is empty.
+        assert_eq!(keys(&s.scan_prefix("p/", Some("a"), 1)), ["p/1"]);
+        assert!(s.scan_prefix("p/", Some("z"), 1).is_empty());
+        // A cursor between keys resumes at the next one.
+        assert_eq!(keys(&s.scan_prefix("p/", Some("p/25"), 1)), ["p/3"]);
+        assert_eq!(
+            keys(&s.scan_prefix_rev("p/", Some("p/4"), 2)),
+            ["p/3", "p/2"]
+        );
+        assert!(s.scan_prefix_rev("p/", Some("p/1"), 2).is_empty());
+        assert_eq!(keys(&s.scan_prefix_rev("p/", Some("z"), 1)), ["p/5"]);
+        assert!(s.scan_prefix_rev("p/", Some("a"), 1).is_empty());
+        assert!(s.scan_prefix("p/", None, 0).is_empty());
+    }
+
+    #[test]
+    fn iter_prefix_goes_both_ways() {
+        let s = snapshot(&["k/a", "k/b", "k/c", "l"]);
+        let fwd: Vec<_> = s.iter_prefix("k/").map(|kv| kv.key.as_str()).collect();
+        let back: Vec<_> = s
+            .iter_prefix("k/")
+            .rev()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(fwd, ["k/a", "k/b", "k/c"]);
+        assert_eq!(back, ["k/c", "k/b", "k/a"]);
+        assert_eq!(s.get("k/b").map(|kv| kv.create_revision), Some(2));
+        assert!(s.get("k/").is_none());
+        assert_eq!(s.revision(), 4);
+        assert_eq!(s.len(), 4);
+    }
+}

@@ -1,0 +1,98 @@
+//! Transactions, their conditions and their results.
+
+use bytes::Bytes;
+
+/// One key with its value and revisions, as etcd reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Bytes,
+    /// Revision of the transaction that created this key (since its last deletion).
+    pub create_revision: i64,
+    /// Revision of the transaction that last wrote this key.
+    pub mod_revision: i64,
+    /// Number of writes since creation (1 after the first put).
+    pub version: i64,
+}
+
+/// A condition of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compare {
+    /// The key's `mod_revision` equals this; 0 means "the key does not exist".
+    ModRevision { key: String, equals: i64 },
+}
+
+impl Compare {
+    /// The key must not exist.
+    pub fn absent(key: impl Into<String>) -> Self {
+        Compare::ModRevision {
+            key: key.into(),
+            equals: 0,
+        }
+    }
+    /// The key must be unchanged since it was read at `mod_revision` (0: still absent).
+    pub fn unchanged(key: impl Into<String>, mod_revision: i64) -> Self {
+        Compare::ModRevision {
+            key: key.into(),
+            equals: mod_revision,
+        }
+    }
+}
+
+/// A write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put { key: String, value: Bytes },
+    Delete { key: String },
+}
+
+/// Compare-and-swap over several keys: if every compare holds, apply every op.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn when(mut self, compare: Compare) -> Self {
+        self.compares.push(compare);
+        self
+    }
+    pub fn put(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+    pub fn delete(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+}
+
+/// What became of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Applied and durable, at this store revision.
+    Committed { revision: i64 },
+    /// A compare failed; nothing was written. Re-read and retry.
+    Conflict,
+}
+
+/// One key's change in a committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Put(KeyValue),
+    Delete { key: String },
+}
+
+/// All changes of one committed transaction, published on the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeBatch {
+    pub revision: i64,
+    pub changes: Vec<Change>,
+}

@@ -1,0 +1,36 @@
+//! `berth`: a self-hosted container service that speaks the Amazon ECS API.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// berth runs containers the way Amazon ECS does, on your own machines, and speaks the
+/// ECS API: the AWS CLI, boto3 and the AWS SDKs work against it with only the endpoint
+/// URL changed.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: the ECS API on an embedded store.
+    Server(commands::server::ServerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging();
+    let result = match cli.command {
+        Command::Server(args) => commands::server::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("berth: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite: unit, property and end-to-end tests.
+# Installs what the tests need on a fresh machine (the AWS CLI and boto3, which the
+# end-to-end tests drive berth with, as users do).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import boto3' 2>/dev/null || ! command -v aws >/dev/null 2>&1; then
+  echo "test.sh: installing the AWS CLI and boto3 (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check awscli boto3
+fi
+
+cargo test --workspace --all-targets "$@"
