@@ -61,12 +61,14 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)] // only decoded
     struct Inner {
         cpu: Option<i32>,
     }
 
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)] // only decoded
     struct Outer {
         family: String,
         containers: Option<Vec<Inner>>,

@@ -43,6 +43,7 @@ impl TaskDefinitionRef {
 }
 
 /// Whether `name` is a valid family: 1-255 letters, digits, hyphens and underscores.
+/// Container and volume names follow the same rule.
 pub fn is_valid_family(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255

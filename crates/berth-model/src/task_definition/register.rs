@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::container::{ContainerDefinition, FirelensConfigurationType, LogDriver};
+use super::container::{
+    ContainerDefinition, FirelensConfigurationType, LogDriver, TransportProtocol,
+};
 use super::shapes::{
     Compatibility, NetworkMode, PidMode, RegisterTaskDefinitionRequest, TaskDefinition,
     TaskDefinitionStatus,
@@ -33,18 +35,24 @@ impl TaskDefinition {
         // comes back as "1024"); plain integers come back as given.
         let cpu = req.cpu.map(|text| normalize(text, parse_task_cpu));
         let memory = req.memory.map(|text| normalize(text, parse_task_memory));
+        let network_mode = req.network_mode;
+        let container_definitions = req
+            .container_definitions
+            .into_iter()
+            .map(|container| with_container_defaults(container, network_mode))
+            .collect();
         TaskDefinition {
             task_definition_arn: Some(arn),
-            container_definitions: Some(req.container_definitions),
+            container_definitions: Some(container_definitions),
             family: Some(req.family),
             task_role_arn: req.task_role_arn,
             execution_role_arn: req.execution_role_arn,
             network_mode: req.network_mode,
             revision: Some(revision),
-            volumes: req.volumes,
+            volumes: Some(req.volumes.unwrap_or_default()),
             status: Some(TaskDefinitionStatus::Active),
             requires_attributes: Some(requires_attributes),
-            placement_constraints: req.placement_constraints,
+            placement_constraints: Some(req.placement_constraints.unwrap_or_default()),
             compatibilities: Some(compatibilities),
             runtime_platform: req.runtime_platform,
             requires_compatibilities: req.requires_compatibilities,
@@ -63,6 +71,32 @@ impl TaskDefinition {
             trusted_execution_configuration: req.trusted_execution_configuration,
         }
     }
+}
+
+/// What ECS fills in on a container when it registers it, and answers from then on:
+/// `cpu` 0, `essential` true, empty lists for port mappings, environment, mount points,
+/// volumesFrom and system controls, `tcp` for a port mapping's protocol, and, where the
+/// host port must be the container port (awsvpc, host), that host port. Members the
+/// caller gave are never changed.
+fn with_container_defaults(
+    mut container: ContainerDefinition,
+    network_mode: Option<NetworkMode>,
+) -> ContainerDefinition {
+    container.cpu.get_or_insert(0);
+    container.essential.get_or_insert(true);
+    container.environment.get_or_insert_with(Vec::new);
+    container.mount_points.get_or_insert_with(Vec::new);
+    container.volumes_from.get_or_insert_with(Vec::new);
+    container.system_controls.get_or_insert_with(Vec::new);
+    let host_port_is_container_port =
+        matches!(network_mode, Some(NetworkMode::Awsvpc | NetworkMode::Host));
+    for mapping in container.port_mappings.get_or_insert_with(Vec::new) {
+        mapping.protocol.get_or_insert(TransportProtocol::Tcp);
+        if host_port_is_container_port && mapping.host_port.is_none() {
+            mapping.host_port = mapping.container_port;
+        }
+    }
+    container
 }
 
 fn normalize(text: String, parse: fn(&str) -> Option<u32>) -> String {

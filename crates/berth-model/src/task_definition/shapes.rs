@@ -113,7 +113,7 @@ wire_enum! {
 }
 
 /// RegisterTaskDefinition's input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterTaskDefinitionRequest {
     pub family: String,

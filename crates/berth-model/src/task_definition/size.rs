@@ -3,6 +3,27 @@
 //! ECS takes task CPU as CPU units ("1024") or vCPUs ("1 vCPU", "0.25 vcpu") and task
 //! memory as MiB ("2048") or GB ("2 GB", "2GB"), and stores the converted integers.
 
+use super::shapes::TaskDefinition;
+
+/// A task's size, converted to CPU units and MiB; `None` where the task does not
+/// give one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskSize {
+    pub cpu: Option<u32>,
+    pub memory: Option<u32>,
+}
+
+impl TaskDefinition {
+    /// The task-level CPU units and MiB of a registered definition (stored as
+    /// integer strings).
+    pub fn size(&self) -> TaskSize {
+        TaskSize {
+            cpu: self.cpu.as_deref().and_then(parse_task_cpu),
+            memory: self.memory.as_deref().and_then(parse_task_memory),
+        }
+    }
+}
+
 /// CPU units in one vCPU.
 pub const UNITS_PER_VCPU: u64 = 1024;
 /// MiB in one GB (ECS's GB are GiB).
@@ -112,7 +133,7 @@ pub fn is_fargate_size(cpu: u32, memory: u32) -> bool {
     }
     match fargate_memory_range(cpu) {
         Some((first, last, step)) => {
-            (first..=last).contains(&memory) && (memory - first) % step == 0
+            (first..=last).contains(&memory) && (memory - first).is_multiple_of(step)
         }
         None => false,
     }

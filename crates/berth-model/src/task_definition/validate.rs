@@ -17,7 +17,9 @@ use super::shapes::{
     Compatibility, IsolationMode, NetworkMode, RegisterTaskDefinitionRequest,
     TaskDefinitionPlacementConstraintType,
 };
-use super::size::{TASK_CPU_MAX, TASK_CPU_MIN, is_fargate_size, parse_task_cpu, parse_task_memory};
+use super::size::{
+    TASK_CPU_MAX, TASK_CPU_MIN, TaskSize, is_fargate_size, parse_task_cpu, parse_task_memory,
+};
 use super::volume::{EfsAuthorizationConfigIam, EfsTransitEncryption, Volume};
 use crate::error::{ApiError, ApiResult};
 
@@ -117,13 +119,6 @@ struct Context<'a> {
     size: TaskSize,
 }
 
-/// The task-level size, converted to CPU units and MiB.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TaskSize {
-    pub cpu: Option<u32>,
-    pub memory: Option<u32>,
-}
-
 fn requires(req: &RegisterTaskDefinitionRequest, compatibility: Compatibility) -> bool {
     req.requires_compatibilities
         .as_deref()
@@ -172,6 +167,11 @@ fn check_container_names(containers: &[ContainerDefinition]) -> ApiResult<HashSe
             return Err(ApiError::client(
                 "Container.name should not be null or empty.",
             ));
+        }
+        if name.len() > 255 {
+            return Err(ApiError::client(format!(
+                "Container.name is longer than 255 characters: '{name}'."
+            )));
         }
         if !is_valid_family(name) {
             return Err(ApiError::client(format!(
@@ -233,16 +233,14 @@ fn check_volumes(volumes: &[Volume]) -> ApiResult<HashSet<&str>> {
         if at_launch {
             configured_at_launch += 1;
         }
-        if let Some(host) = &volume.host {
-            if host
-                .source_path
-                .as_deref()
-                .is_some_and(|path| path.trim().is_empty())
-            {
-                return Err(ApiError::client(format!(
-                    "host.sourcePath should not be blank (volume '{name}')."
-                )));
-            }
+        let host_path = volume
+            .host
+            .as_ref()
+            .and_then(|host| host.source_path.as_deref());
+        if host_path.is_some_and(|path| path.trim().is_empty()) {
+            return Err(ApiError::client(format!(
+                "host.sourcePath should not be blank (volume '{name}')."
+            )));
         }
         if let Some(efs) = &volume.efs_volume_configuration {
             let encrypted = efs.transit_encryption == Some(EfsTransitEncryption::Enabled);
@@ -460,26 +458,28 @@ fn check_container_memory(container: &ContainerDefinition, size: TaskSize) -> Ap
             "Invalid 'cpu' setting for container '{name}'. The value must not be negative."
         )));
     }
-    if let Some(memory) = container.memory {
-        if memory < MIN_CONTAINER_MEMORY_MIB {
-            return Err(ApiError::client(format!(
-                "Invalid 'memory' setting for container '{name}'. The minimum is {MIN_CONTAINER_MEMORY_MIB} MiB."
-            )));
-        }
+    if container
+        .memory
+        .is_some_and(|memory| memory < MIN_CONTAINER_MEMORY_MIB)
+    {
+        return Err(ApiError::client(format!(
+            "Invalid 'memory' setting for container '{name}'. The minimum is {MIN_CONTAINER_MEMORY_MIB} MiB."
+        )));
     }
-    if let Some(reservation) = container.memory_reservation {
-        if reservation < MIN_CONTAINER_MEMORY_MIB {
-            return Err(ApiError::client(format!(
-                "Invalid 'memoryReservation' setting for container '{name}'. The minimum is {MIN_CONTAINER_MEMORY_MIB} MiB."
-            )));
-        }
+    if container
+        .memory_reservation
+        .is_some_and(|reservation| reservation < MIN_CONTAINER_MEMORY_MIB)
+    {
+        return Err(ApiError::client(format!(
+            "Invalid 'memoryReservation' setting for container '{name}'. The minimum is {MIN_CONTAINER_MEMORY_MIB} MiB."
+        )));
     }
-    if let (Some(memory), Some(reservation)) = (container.memory, container.memory_reservation) {
-        if reservation > memory {
-            return Err(ApiError::client(format!(
-                "Invalid 'memory' setting for container '{name}'. 'memory' ({memory}) must be greater than or equal to 'memoryReservation' ({reservation})."
-            )));
-        }
+    if let (Some(memory), Some(reservation)) = (container.memory, container.memory_reservation)
+        && reservation > memory
+    {
+        return Err(ApiError::client(format!(
+            "Invalid 'memory' setting for container '{name}'. 'memory' ({memory}) must be greater than or equal to 'memoryReservation' ({reservation})."
+        )));
     }
     if size.memory.is_none() && container.memory.is_none() && container.memory_reservation.is_none()
     {
@@ -663,12 +663,10 @@ fn check_health_check(name: &str, health: &HealthCheck) -> ApiResult<()> {
         ("startPeriod", health.start_period, 0, 300, " seconds"),
     ];
     for (member, value, min, max, unit) in bounds {
-        if let Some(value) = value {
-            if !(min..=max).contains(&value) {
-                return Err(invalid(format!(
-                    "'{member}' must be between {min} and {max}{unit}; it is {value}."
-                )));
-            }
+        if let Some(value) = value.filter(|value| !(min..=max).contains(value)) {
+            return Err(invalid(format!(
+                "'{member}' must be between {min} and {max}{unit}; it is {value}."
+            )));
         }
     }
     Ok(())

@@ -154,14 +154,13 @@ pub async fn list_account_settings(
             )?
             .map(|found| found.value)
         };
-        if let Some(setting) = setting {
-            if req
+        if let Some(setting) = setting
+            && req
                 .value
                 .as_deref()
                 .is_none_or(|value| value == setting.value)
-            {
-                settings.push(setting);
-            }
+        {
+            settings.push(setting);
         }
     }
     if let Some(after) = &page_request.after {

@@ -218,14 +218,14 @@ impl SigV4Verifier {
         let provided_ok = auth.signature.len() == 64
             && hex::decode_to_slice(auth.signature, &mut provided).is_ok();
 
-        let (keyed, fresh) = match self.cached_key(auth.scope_key) {
-            Some(keyed) => (keyed, false),
-            None => (
-                signing_key(secret, auth.date, auth.region, auth.service),
-                true,
-            ),
+        // `fresh` is the newly derived key, cached only once the signature checks out.
+        let (mut mac, fresh) = match self.cached_key(auth.scope_key) {
+            Some(keyed) => (keyed, None),
+            None => {
+                let keyed = signing_key(secret, auth.date, auth.region, auth.service);
+                (keyed.clone(), Some(keyed))
+            }
         };
-        let mut mac = keyed.clone();
         mac.update(ALGORITHM.as_bytes());
         mac.update(b"\n");
         mac.update(date.iso.as_bytes());
@@ -239,7 +239,7 @@ impl SigV4Verifier {
             return Err(invalid(SIGNATURE_MISMATCH));
         }
 
-        if fresh {
+        if let Some(keyed) = fresh {
             let mut cache = self.signing_keys.write().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= SIGNING_KEY_CACHE_LIMIT {
                 cache.clear();

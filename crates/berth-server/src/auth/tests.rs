@@ -171,6 +171,12 @@ const MISMATCH: &str = "The request signature we calculated does not match the s
      provided. Check your AWS Secret Access Key and signing method. Consult the service \
      documentation for details.";
 
+/// One verifier serves every connection.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<SigV4Verifier>();
+};
+
 #[test]
 fn requests_signed_by_aws_sigv4_verify() -> TestResult {
     let v = verifier()?;

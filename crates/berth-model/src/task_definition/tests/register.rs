@@ -218,3 +218,50 @@ fn every_member_comes_back_unchanged() {
         assert_eq!(output.get(member), Some(value), "member {member}");
     }
 }
+
+#[test]
+fn a_registered_definition_knows_its_size() {
+    let definition = register(&with(
+        json!({"cpu": "0.5 vCPU", "memory": "1GB"}),
+        json!({}),
+    ));
+    let size = definition.size();
+    assert_eq!((size.cpu, size.memory), (Some(512), Some(1024)));
+    assert_eq!(
+        TaskDefinition::default().size(),
+        crate::task_definition::TaskSize::default()
+    );
+}
+
+#[test]
+fn registration_fills_the_defaults_ecs_fills() {
+    let request = json!({
+        "family": "web",
+        "networkMode": "awsvpc",
+        "containerDefinitions": [
+            {"name": "a", "image": "busybox", "memory": 64, "portMappings": [{"containerPort": 80}]},
+            {"name": "b", "image": "busybox", "memory": 64, "essential": false, "cpu": 5,
+             "portMappings": [{"containerPort": 81, "hostPort": 81, "protocol": "udp"}]}
+        ]
+    });
+    let definition = serde_json::to_value(register(&request)).unwrap();
+    let a = &definition["containerDefinitions"][0];
+    assert_eq!(a["essential"], json!(true));
+    assert_eq!(a["cpu"], json!(0));
+    assert_eq!(a["environment"], json!([]));
+    assert_eq!(a["mountPoints"], json!([]));
+    assert_eq!(a["volumesFrom"], json!([]));
+    assert_eq!(
+        a["portMappings"],
+        json!([{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}])
+    );
+    let b = &definition["containerDefinitions"][1];
+    assert_eq!(b["essential"], json!(false));
+    assert_eq!(b["cpu"], json!(5));
+    assert_eq!(
+        b["portMappings"],
+        json!([{"containerPort": 81, "hostPort": 81, "protocol": "udp"}])
+    );
+    assert_eq!(definition["volumes"], json!([]));
+    assert_eq!(definition["placementConstraints"], json!([]));
+}
