@@ -6,10 +6,12 @@ pub mod arn;
 pub mod attribute;
 pub mod cluster;
 pub mod common;
+pub mod container_instance;
 pub mod decode;
 pub mod error;
 pub mod pagination;
 pub mod tagging;
+pub mod task;
 pub mod task_definition;
 
 pub use decode::decode;

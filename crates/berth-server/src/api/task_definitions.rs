@@ -259,8 +259,9 @@ pub async fn list_task_definitions(
     let descending = req.sort.unwrap_or_default() == SortOrder::Desc;
     let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
     let prefix = keys::task_definitions(ctx.region());
+    // familyPrefix is, despite its name, the full family name (ECS API reference).
     let scan = match &req.family_prefix {
-        Some(family_prefix) => format!("{prefix}{family_prefix}"),
+        Some(family) => keys::task_definition_family(ctx.region(), family),
         None => prefix.clone(),
     };
     // Families sort by name, then revisions by number (keys sort "web" after "web-x",
@@ -329,7 +330,8 @@ pub async fn list_task_definition_families(
     req: ListTaskDefinitionFamiliesRequest,
 ) -> ApiResult<ListTaskDefinitionFamiliesResponse> {
     let page_request = PageRequest::new(req.max_results, req.next_token.as_deref(), 100, 100)?;
-    let wanted = req.status.unwrap_or(FamilyStatus::Active);
+    // By default both ACTIVE and INACTIVE families are listed (ECS API reference).
+    let wanted = req.status.unwrap_or(FamilyStatus::All);
     let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
     let prefix = keys::task_definitions(ctx.region());
     let scan = format!("{prefix}{}", req.family_prefix.as_deref().unwrap_or(""));
