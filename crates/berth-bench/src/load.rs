@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
+use crate::cpu;
 use crate::http1::Connection;
 use crate::signer::Signer;
 use crate::workload::{Body, Operation, SHARED_FAMILY};
@@ -33,6 +34,8 @@ pub struct Phase {
     pub measure: Duration,
     /// The most requests to measure; the phase ends early when they are sent.
     pub max_requests: u64,
+    /// The server's process, when it is local, to account its CPU time.
+    pub server_pid: Option<u32>,
 }
 
 /// What a phase measured.
@@ -56,6 +59,8 @@ pub struct PhaseResult {
     pub family_ok: [u64; SHARED_FAMILY + 1],
     /// Workers still busy long after the phase ended (abandoned).
     pub stuck_workers: usize,
+    /// Where the CPU time went in the measured interval.
+    pub cpu: Option<cpu::Usage>,
 }
 
 impl PhaseResult {
@@ -164,7 +169,10 @@ pub async fn run(
         error_kinds: HashMap::new(),
         family_ok: [0; SHARED_FAMILY + 1],
         stuck_workers: 0,
+        cpu: None,
     };
+    tokio::time::sleep_until(tokio::time::Instant::from_std(clock.measure_start)).await;
+    let cpu_before = cpu::Snapshot::take(phase.server_pid);
     let mut last_done = None;
     let deadline = tokio::time::Instant::from_std(clock.end + GRACE);
     for mut handle in handles {
@@ -190,6 +198,10 @@ pub async fn run(
             *total += n;
         }
         last_done = last_done.max(worker.last_done);
+    }
+    let cpu_after = cpu::Snapshot::take(phase.server_pid);
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        result.cpu = before.usage_until(&after);
     }
     if let Some(last) = last_done {
         result.elapsed = last.saturating_duration_since(clock.measure_start);

@@ -4,6 +4,7 @@
 //! `berth server` (or uses `--endpoint`), then drives each operation at each
 //! concurrency level with SigV4-signed requests over keep-alive connections.
 
+mod cpu;
 mod http1;
 mod load;
 mod report;
@@ -183,6 +184,7 @@ fn api(args: ApiArgs) -> anyhow::Result<bool> {
         warmup,
         measure,
         max_requests: args.max_requests,
+        server_pid: server.as_ref().map(ServerProcess::pid),
     };
     let outcome = runtime.block_on(run(&signer, &plan));
     let outcome = match outcome {
@@ -220,13 +222,18 @@ fn api(args: ApiArgs) -> anyhow::Result<bool> {
         if args.client_threads == 1 { "" } else { "s" },
         warmup.as_secs_f64(),
         measure.as_secs_f64(),
-        args.max_requests,
+        report::thousands(args.max_requests),
     );
     let _ = writeln!(out, "Command: `{}`\n", command_line());
     out.push_str(&report::table(&outcome.results));
     out.push('\n');
     for note in &outcome.notes {
         let _ = writeln!(out, "- {note}");
+    }
+    for result in &outcome.results {
+        if let Some(cpu) = result.cpu {
+            let _ = writeln!(out, "- {}", report::cpu_note(result, &cpu));
+        }
     }
     let mut clean = outcome.problems.is_empty();
     for problem in &outcome.problems {
@@ -324,6 +331,7 @@ struct Plan {
     warmup: Duration,
     measure: Duration,
     max_requests: u64,
+    server_pid: Option<u32>,
 }
 
 struct Outcome {
@@ -392,6 +400,7 @@ async fn run(signer: &Arc<Signer>, plan: &Plan) -> anyhow::Result<Outcome> {
                 warmup: plan.warmup,
                 measure: plan.measure,
                 max_requests: plan.max_requests,
+                server_pid: plan.server_pid,
             };
             eprintln!(
                 "berth-bench: {} x{concurrency}: {:.1} s warm-up, {:.1} s measured",
@@ -496,10 +505,10 @@ async fn check_revisions(
     }
     outcome.notes.push(format!(
         "RegisterTaskDefinition x{}: latest revisions match the successful registrations \
-         ({} into the shared family, {} into {} own families)",
+         (warm-up included: {} into the shared family, {} into {} per-worker families)",
         result.concurrency,
-        result.family_ok[SHARED_FAMILY],
-        result.family_ok[..OWN_FAMILIES].iter().sum::<u64>(),
+        report::thousands(result.family_ok[SHARED_FAMILY]),
+        report::thousands(result.family_ok[..OWN_FAMILIES].iter().sum::<u64>()),
         result.concurrency.min(OWN_FAMILIES),
     ));
     Ok(())

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::cpu::Usage;
 use crate::load::PhaseResult;
 
 /// The machine the benchmark ran on, as read from /proc.
@@ -91,16 +92,39 @@ fn ms(micros: u64) -> String {
 }
 
 /// A count with thousands separators: 1234567 -> "1,234,567".
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
+}
+
+/// Other work above this many cores during a measurement makes its figures suspect.
+const BUSY_OTHER_CORES: f64 = 0.2;
+
+/// "CPU during DescribeClusters x16: server 1.52 cores, berth-bench 0.41, other 0.03".
+pub fn cpu_note(result: &PhaseResult, cpu: &Usage) -> String {
+    let phase = format!("{} x{}", result.op.name(), result.concurrency);
+    let Some(server) = cpu.server else {
+        return format!(
+            "CPU during {phase}: berth-bench {:.2} cores, everything else (the server \
+             included, if local) {:.2}",
+            cpu.bench, cpu.other
+        );
+    };
+    let mut note = format!(
+        "CPU during {phase}: server {server:.2} cores, berth-bench {:.2}, other {:.2}",
+        cpu.bench, cpu.other
+    );
+    if cpu.other > BUSY_OTHER_CORES {
+        note.push_str(" (**the machine was busy with other work: figures are low**)");
+    }
+    note
 }
 
 /// The Markdown table of the phases.

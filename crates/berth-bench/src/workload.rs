@@ -79,7 +79,7 @@ impl Names {
                     family: None,
                 },
                 Operation::RegisterTaskDefinition => {
-                    let family = if i % 2 == 0 {
+                    let family = if i.is_multiple_of(2) {
                         worker % OWN_FAMILIES
                     } else {
                         SHARED_FAMILY

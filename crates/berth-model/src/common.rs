@@ -34,6 +34,15 @@ macro_rules! wire_enum {
                     $($name::$variant => $wire),+
                 }
             }
+
+            /// The value with this wire form, if any.
+            #[allow(dead_code)] // not every enum is parsed from text
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($wire => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
         }
 
         impl std::fmt::Display for $name {

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use berth_model::arn::Scope;
 use berth_model::{ApiError, ErrorCode};
 use berth_store::Store;
@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::api::{self, Ctx, Shared};
 use crate::auth::{RequestParts, SigV4Verifier};
 use crate::protocol;
+use crate::sessions::{self, SessionHub};
 
 /// How the server is set up.
 pub struct ServerConfig {
@@ -35,6 +36,7 @@ pub struct App {
     store: Arc<dyn Store>,
     config: ServerConfig,
     shared: Shared,
+    sessions: SessionHub,
 }
 
 impl App {
@@ -43,13 +45,32 @@ impl App {
             store,
             config,
             shared: Shared::default(),
+            sessions: SessionHub::default(),
         })
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn verifier(&self) -> Option<&SigV4Verifier> {
+        self.config.verifier.as_ref()
+    }
+    pub fn default_region(&self) -> &str {
+        &self.config.default_region
+    }
+    pub fn account_id(&self) -> &str {
+        &self.config.account_id
+    }
+    pub fn sessions(&self) -> &SessionHub {
+        &self.sessions
     }
 }
 
 /// The router of the ECS endpoint.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/", post(handle)).with_state(app)
+    Router::new()
+        .route("/", post(handle))
+        .route(berth_proto::SESSION_PATH, get(sessions::upgrade))
+        .with_state(app)
 }
 
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
@@ -84,11 +105,18 @@ async fn respond(app: &App, request: Request) -> Result<Bytes, ApiError> {
     protocol::check_content_type(&parts.headers)?;
     let op = protocol::operation(&parts.headers)?;
     let scope = Scope::new(region, app.config.account_id.clone());
-    let principal_arn = match principal {
+    let access_key_id = principal;
+    let principal_arn = match &access_key_id {
         Some(access_key_id) => format!("arn:aws:iam::{}:user/{access_key_id}", scope.account),
         None => scope.account_root_arn(),
     };
-    let ctx = Ctx::new(app.store.as_ref(), &app.shared, scope, principal_arn);
+    let mut ctx = Ctx::new(app.store.as_ref(), &app.shared, scope, principal_arn);
+    ctx.access_key_id = access_key_id;
+    ctx.host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     api::dispatch(&ctx, op, &body).await
 }
 

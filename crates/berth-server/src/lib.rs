@@ -5,12 +5,14 @@
 //! - [`protocol`]: the awsJson1_1 wire format and error shape.
 //! - [`auth`]: access keys and SigV4 verification.
 //! - [`api`]: the operations, one file per resource kind.
+//! - [`sessions`]: the agents' WebSocket sessions.
 //! - [`state`]: the key layout and typed, compare-and-swap access to the store.
 
 pub mod api;
 pub mod auth;
 pub mod http;
 pub mod protocol;
+pub mod sessions;
 pub mod state;
 
 pub use http::{App, ServerConfig, router};

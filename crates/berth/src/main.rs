@@ -16,15 +16,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control plane and an agent for the local Docker engine, in one process:
+    /// the whole of berth on one machine.
+    Up(commands::up::UpArgs),
     /// Run the control plane: the ECS API on an embedded store.
     Server(commands::server::ServerArgs),
+    /// Run an agent: make this host a container instance of a cluster.
+    Agent(commands::agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     commands::init_logging();
     let result = match cli.command {
+        Command::Up(args) => commands::up::run(args),
         Command::Server(args) => commands::server::run(args),
+        Command::Agent(args) => commands::agent::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,7 +4,8 @@ use crate::task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, T
 
 /// The CPU, memory and host ports a task of a definition takes from its container
 /// instance's resources while it runs (its `remainingResources` go down by these).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TaskResources {
     /// CPU units.
     pub cpu: i64,

@@ -3,9 +3,12 @@
 
 mod account_settings;
 mod attributes;
-mod clusters;
+pub mod clusters;
+pub mod container_instances;
 mod tagging;
-mod task_definitions;
+pub mod task_definitions;
+pub mod task_state;
+pub mod tasks;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +29,10 @@ pub struct Ctx<'a> {
     pub principal_arn: String,
     /// Epoch seconds at the start of the request.
     pub now: f64,
+    /// The access key that signed the request (`None` without authentication).
+    pub access_key_id: Option<String>,
+    /// The `Host` the caller reached berth at, for answers that point back at berth.
+    pub host: Option<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -45,6 +52,8 @@ impl<'a> Ctx<'a> {
             scope,
             principal_arn,
             now,
+            access_key_id: None,
+            host: None,
         }
     }
     pub fn region(&self) -> &str {
@@ -97,6 +106,19 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> 
         "PutAttributes" => attributes::put_attributes,
         "DeleteAttributes" => attributes::delete_attributes,
         "ListAttributes" => attributes::list_attributes,
+        "RegisterContainerInstance" => container_instances::register_container_instance,
+        "DeregisterContainerInstance" => container_instances::deregister_container_instance,
+        "DescribeContainerInstances" => container_instances::describe_container_instances,
+        "ListContainerInstances" => container_instances::list_container_instances,
+        "UpdateContainerInstancesState" => container_instances::update_container_instances_state,
+        "DiscoverPollEndpoint" => container_instances::discover_poll_endpoint,
+        "RunTask" => tasks::run_task,
+        "StartTask" => tasks::start_task,
+        "StopTask" => tasks::stop_task,
+        "DescribeTasks" => tasks::describe_tasks,
+        "ListTasks" => tasks::list_tasks,
+        "SubmitTaskStateChange" => tasks::submit_task_state_change,
+        "SubmitContainerStateChange" => tasks::submit_container_state_change,
         "PutAccountSetting" => account_settings::put_account_setting,
         "PutAccountSettingDefault" => account_settings::put_account_setting_default,
         "DeleteAccountSetting" => account_settings::delete_account_setting,

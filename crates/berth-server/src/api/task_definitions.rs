@@ -69,18 +69,18 @@ fn latest_revision(snapshot: &Snapshot, region: &str, family: &str) -> i32 {
     let prefix = keys::task_definition_family(region, family);
     snapshot
         .iter_prefix(&prefix)
-        .last()
+        .next_back()
         .and_then(|kv| kv.key[prefix.len()..].parse::<i32>().ok())
         .unwrap_or(0)
 }
 
 /// What a request names: a family (its latest ACTIVE revision) or one revision.
-enum Reference {
+pub(crate) enum Reference {
     Family(String),
     Revision(String, i32),
 }
 
-fn parse_reference(ctx: &Ctx<'_>, text: &str) -> ApiResult<Reference> {
+pub(crate) fn parse_reference(ctx: &Ctx<'_>, text: &str) -> ApiResult<Reference> {
     let invalid = || ApiError::client(format!("Invalid task definition: '{text}'."));
     let short = match Arn::parse(text) {
         Some(arn) => match arn.resource_type() {
@@ -110,7 +110,7 @@ fn parse_reference(ctx: &Ctx<'_>, text: &str) -> ApiResult<Reference> {
 }
 
 /// Finds the record a reference names: for a family, its latest ACTIVE revision.
-fn find(
+pub(crate) fn find(
     snapshot: &Snapshot,
     region: &str,
     reference: &Reference,
@@ -122,8 +122,7 @@ fn find(
         }
         Reference::Family(family) => {
             let prefix = keys::task_definition_family(region, family);
-            let entries: Vec<_> = snapshot.iter_prefix(&prefix).collect();
-            for kv in entries.into_iter().rev() {
+            for kv in snapshot.iter_prefix(&prefix).rev() {
                 if status_of(kv)? == Some(TaskDefinitionStatus::Active) {
                     let found = Versioned {
                         value: state::decode_record(kv)?,

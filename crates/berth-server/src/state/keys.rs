@@ -6,7 +6,7 @@
 //! /{region}/taskdef/{family}/{revision:010}                  TaskDefinition (+ tags)
 //! /{region}/setting/{principal-arn}/{name}                   Setting
 //! /{region}/instance/{cluster}/{id}                          container instances, with their attributes
-//! /{region}/task/{cluster}/{id}                              tasks (agent issue)
+//! /{region}/task/{cluster}/{id}                              Task (+ its reservation)
 //! /{region}/service/{cluster}/{name}                         services (scheduler issue)
 //! ```
 //! Revisions are zero-padded so that keys sort in revision order.
@@ -48,6 +48,9 @@ pub fn container_instance(region: &str, cluster: &str, id: &str) -> String {
 }
 pub fn container_instances(region: &str, cluster: &str) -> String {
     format!("/{region}/instance/{cluster}/")
+}
+pub fn task(region: &str, cluster: &str, id: &str) -> String {
+    format!("/{region}/task/{cluster}/{id}")
 }
 pub fn tasks(region: &str, cluster: &str) -> String {
     format!("/{region}/task/{cluster}/")

@@ -2,6 +2,7 @@
 //! optimistic-concurrency loop every write goes through.
 
 pub mod keys;
+pub mod records;
 
 use berth_model::{ApiError, ApiResult};
 use berth_store::{KeyValue, Snapshot, Store, StoreError, Txn, TxnOutcome};

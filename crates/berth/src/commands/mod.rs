@@ -1,6 +1,8 @@
 //! The subcommands of the `berth` binary.
 
+pub mod agent;
 pub mod server;
+pub mod up;
 
 use tracing_subscriber::EnvFilter;
 

@@ -48,10 +48,33 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(args))
+    runtime.block_on(async {
+        let prepared = prepare(args).await?;
+        serve(
+            prepared.listener,
+            prepared.store,
+            prepared.config,
+            super::shutdown_signal(),
+        )
+        .await?;
+        tracing::info!("berth server stopped");
+        Ok(())
+    })
 }
 
-async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
+/// A control plane ready to serve: listening, with its store open and its keys loaded.
+pub struct Prepared {
+    pub listener: tokio::net::TcpListener,
+    pub store: Arc<dyn berth_store::Store>,
+    pub config: ServerConfig,
+    pub address: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A key this server accepts (the credentials file's first, or the first given),
+    /// for an in-process agent; None without authentication.
+    pub key: Option<AccessKey>,
+}
+
+pub async fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -62,6 +85,7 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
         anyhow::bail!("--account-id must be 12 digits, got {:?}", args.account_id);
     }
 
+    let mut key = None;
     let verifier = if args.no_auth {
         tracing::warn!(
             "authentication is OFF (--no-auth): anyone who can reach {} controls berth",
@@ -77,6 +101,11 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
                 created.path.display()
             );
         }
+        key = args.access_keys.first().cloned().or_else(|| {
+            let id = credentials.ids().first()?.to_string();
+            let secret = credentials.secret(&id)?.to_string();
+            Some(AccessKey { id, secret })
+        });
         for key in args.access_keys {
             credentials.insert(key)?;
         }
@@ -101,13 +130,12 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
         default_region: args.region,
         verifier,
     };
-    serve(
+    Ok(Prepared {
         listener,
-        Arc::clone(&store) as _,
+        store: store as _,
         config,
-        super::shutdown_signal(),
-    )
-    .await?;
-    tracing::info!("berth server stopped");
-    Ok(())
+        address,
+        data_dir,
+        key,
+    })
 }

@@ -1,0 +1,476 @@
+//! RegisterContainerInstance, DeregisterContainerInstance, DescribeContainerInstances,
+//! ListContainerInstances, UpdateContainerInstancesState, DiscoverPollEndpoint.
+
+use berth_model::arn::{Arn, cluster_name};
+use berth_model::cluster::Cluster;
+use berth_model::common::Failure;
+use berth_model::container_instance::*;
+use berth_model::pagination::{PageRequest, page};
+use berth_model::tagging::validate_new_tags;
+use berth_model::{ApiError, ApiResult, ErrorCode};
+use berth_store::{Compare, Snapshot, Txn};
+
+use super::Ctx;
+use super::clusters::{ACTIVE, INACTIVE, read_active};
+use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::{self, Versioned, keys};
+
+pub const DRAINING: &str = "DRAINING";
+
+/// The instance id an identifier names: a container instance ARN (of `cluster`) or an id.
+pub fn instance_id<'a>(cluster: &str, identifier: &'a str) -> ApiResult<&'a str> {
+    let invalid =
+        || ApiError::invalid_parameter(format!("Invalid container instance: '{identifier}'."));
+    match Arn::parse(identifier) {
+        Some(arn) => match arn.resource_type() {
+            ("container-instance", rest) => match rest.rsplit_once('/') {
+                Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
+                Some(_) => Err(ApiError::invalid_parameter(format!(
+                    "Container instance '{identifier}' is not in cluster '{cluster}'."
+                ))),
+                None if !rest.is_empty() => Ok(rest),
+                None => Err(invalid()),
+            },
+            _ => Err(invalid()),
+        },
+        None if !identifier.is_empty() && !identifier.contains('/') && identifier.len() <= 64 => {
+            Ok(identifier)
+        }
+        None => Err(invalid()),
+    }
+}
+
+pub fn read_instance(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+    id: &str,
+) -> ApiResult<Option<Versioned<InstanceRecord>>> {
+    state::read(snapshot, &keys::container_instance(region, cluster, id))
+}
+
+/// The tasks of a cluster placed on one instance.
+pub fn tasks_on(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+    instance_arn: &str,
+) -> ApiResult<Vec<Versioned<TaskRecord>>> {
+    let mut found = Vec::new();
+    for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+        let record: TaskRecord = state::decode_record(kv)?;
+        if record.task.container_instance_arn.as_deref() == Some(instance_arn) {
+            found.push(Versioned {
+                value: record,
+                mod_revision: kv.mod_revision,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The instance as the API shows it: task counts filled in, tags only if asked for.
+fn present(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+    record: InstanceRecord,
+    with_tags: bool,
+) -> ApiResult<ContainerInstance> {
+    let mut instance = record.instance;
+    let arn = instance.container_instance_arn.clone().unwrap_or_default();
+    let (mut running, mut pending) = (0, 0);
+    for task in tasks_on(snapshot, region, cluster, &arn)? {
+        match task.value.task.last_status.as_deref() {
+            Some("RUNNING") => running += 1,
+            Some("STOPPED") => {}
+            _ => pending += 1,
+        }
+    }
+    instance.running_tasks_count = Some(running);
+    instance.pending_tasks_count = Some(pending);
+    if !with_tags {
+        instance.tags = None;
+    }
+    Ok(instance)
+}
+
+/// A random 32-hex-digit id, as ECS ids are.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn check_resources(resources: &[Resource]) -> ApiResult<()> {
+    for name in [Resource::CPU, Resource::MEMORY] {
+        let resource = resources.iter().find(|r| r.name.as_deref() == Some(name));
+        if resource.is_none_or(|r| r.amount() <= 0) {
+            return Err(ApiError::invalid_parameter(format!(
+                "totalResources must include a positive {name} resource."
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn register_container_instance(
+    ctx: &Ctx<'_>,
+    req: RegisterContainerInstanceRequest,
+) -> ApiResult<RegisterContainerInstanceResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let resources = req.total_resources.clone().unwrap_or_default();
+    check_resources(&resources)?;
+    let tags = req.tags.clone().unwrap_or_default();
+    validate_new_tags(&tags)?;
+    for attribute in req.attributes.iter().flatten() {
+        berth_model::attribute::validate_attribute(attribute)?;
+    }
+    let requested_id = match req.container_instance_arn.as_deref() {
+        Some(arn) => Some(instance_id(&cluster, arn)?.to_string()),
+        None => None,
+    };
+    let fresh_id = new_id();
+    let cluster_key = keys::cluster(ctx.region(), &cluster);
+    state::write(ctx.store, |snapshot| {
+        let mut txn = Txn::new();
+        match state::read::<Cluster>(snapshot, &cluster_key)? {
+            Some(found) if found.value.status.as_deref() == Some(ACTIVE) => {
+                txn = txn.when(Compare::unchanged(&cluster_key, found.mod_revision));
+            }
+            // The default cluster is created on first use, as ECS does.
+            previous if cluster == "default" => {
+                let created = Cluster {
+                    cluster_arn: Some(ctx.scope.cluster_arn(&cluster)),
+                    cluster_name: Some(cluster.clone()),
+                    status: Some(ACTIVE.to_string()),
+                    tags: Some(Vec::new()),
+                    settings: Some(Vec::new()),
+                    capacity_providers: Some(Vec::new()),
+                    default_capacity_provider_strategy: Some(Vec::new()),
+                    ..Cluster::default()
+                };
+                txn = txn
+                    .when(Compare::unchanged(
+                        &cluster_key,
+                        previous.map_or(0, |p| p.mod_revision),
+                    ))
+                    .put(&cluster_key, state::encode_record(&created)?);
+            }
+            _ => return Err(ApiError::cluster_not_found()),
+        }
+        // Re-registering a live instance keeps its identity and its tasks.
+        let existing = match &requested_id {
+            Some(id) => read_instance(snapshot, ctx.region(), &cluster, id)?
+                .filter(|found| found.value.instance.status.as_deref() != Some(INACTIVE)),
+            None => None,
+        };
+        let (id, record, revision) = match existing {
+            Some(found) => {
+                let mut record = found.value;
+                let arn = record
+                    .instance
+                    .container_instance_arn
+                    .clone()
+                    .unwrap_or_default();
+                let used: Vec<_> = tasks_on(snapshot, ctx.region(), &cluster, &arn)?
+                    .into_iter()
+                    .filter(|t| !t.value.released)
+                    .map(|t| t.value.reserved)
+                    .collect();
+                record.instance.remaining_resources = Some(remaining(&resources, &used));
+                record.instance.registered_resources = Some(resources.clone());
+                record.instance.version_info = req.version_info.clone();
+                record.instance.attributes = Some(merge_attributes(
+                    record.instance.attributes.take(),
+                    req.attributes.clone(),
+                ));
+                record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
+                record.owner = ctx.access_key_id.clone().or(record.owner);
+                let id = instance_id(&cluster, &arn)?.to_string();
+                (id, record, found.mod_revision)
+            }
+            None => {
+                let id = fresh_id.clone();
+                let instance = ContainerInstance {
+                    container_instance_arn: Some(ctx.scope.container_instance_arn(&cluster, &id)),
+                    ec2_instance_id: Some(format!("i-{}", &id[..17])),
+                    version: Some(1),
+                    version_info: req.version_info.clone(),
+                    remaining_resources: Some(resources.clone()),
+                    registered_resources: Some(resources.clone()),
+                    status: Some(ACTIVE.to_string()),
+                    agent_connected: Some(false),
+                    running_tasks_count: Some(0),
+                    pending_tasks_count: Some(0),
+                    attributes: req.attributes.clone(),
+                    registered_at: Some(ctx.now),
+                    tags: Some(tags.clone()),
+                    ..ContainerInstance::default()
+                };
+                (
+                    id,
+                    InstanceRecord {
+                        instance,
+                        owner: ctx.access_key_id.clone(),
+                    },
+                    0,
+                )
+            }
+        };
+        let key = keys::container_instance(ctx.region(), &cluster, &id);
+        let txn = txn
+            .when(Compare::unchanged(&key, revision))
+            .put(&key, state::encode_record(&record)?);
+        let instance = present(snapshot, ctx.region(), &cluster, record, true)?;
+        Ok((
+            Some(txn),
+            RegisterContainerInstanceResponse {
+                container_instance: Some(instance),
+            },
+        ))
+    })
+    .await
+}
+
+/// The agent's attributes replace those it registered before; custom ones (set with
+/// PutAttributes) stay.
+fn merge_attributes(
+    current: Option<Vec<berth_model::common::Attribute>>,
+    reported: Option<Vec<berth_model::common::Attribute>>,
+) -> Vec<berth_model::common::Attribute> {
+    let reported = reported.unwrap_or_default();
+    let mut merged: Vec<_> = current
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !reported.iter().any(|r| r.name == a.name))
+        .collect();
+    merged.extend(reported);
+    merged
+}
+
+pub async fn deregister_container_instance(
+    ctx: &Ctx<'_>,
+    req: DeregisterContainerInstanceRequest,
+) -> ApiResult<RegisterContainerInstanceResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let id = instance_id(&cluster, &req.container_instance)?.to_string();
+    let force = req.force.unwrap_or(false);
+    state::write(ctx.store, |snapshot| {
+        read_active(snapshot, ctx.region(), &cluster)?;
+        let key = keys::container_instance(ctx.region(), &cluster, &id);
+        let found = read_instance(snapshot, ctx.region(), &cluster, &id)?
+            .filter(|f| f.value.instance.status.as_deref() != Some(INACTIVE))
+            .ok_or_else(|| ApiError::invalid_parameter(format!("Container instance '{}' not found.", req.container_instance)))?;
+        let arn = found.value.instance.container_instance_arn.clone().unwrap_or_default();
+        let live: Vec<_> = tasks_on(snapshot, ctx.region(), &cluster, &arn)?
+            .into_iter()
+            .filter(|t| !t.value.is_stopped())
+            .collect();
+        if !live.is_empty() && !force {
+            return Err(ApiError::invalid_parameter(format!(
+                "Found {} running task(s) on the instance; stop them first or deregister with force.",
+                live.len()
+            )));
+        }
+        let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
+        // Forced: the instance's tasks are stopped; their containers are the host's
+        // business from now on (ECS orphans them likewise).
+        for task in live {
+            let mut record = task.value;
+            let task_key = format!("{}{}", keys::tasks(ctx.region(), &cluster), record.id());
+            record.task.desired_status = Some("STOPPED".to_string());
+            record.task.last_status = Some("STOPPED".to_string());
+            record.task.stopped_reason = Some("Container instance deregistered".to_string());
+            record.task.stopped_at = Some(ctx.now);
+            record.task.version = Some(record.task.version.unwrap_or(0) + 1);
+            record.released = true;
+            txn = txn.when(Compare::unchanged(&task_key, task.mod_revision)).put(&task_key, state::encode_record(&record)?);
+        }
+        let mut record = found.value;
+        record.instance.status = Some(INACTIVE.to_string());
+        record.instance.agent_connected = Some(false);
+        record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
+        let txn = txn.put(&key, state::encode_record(&record)?);
+        let instance = present(snapshot, ctx.region(), &cluster, record, true)?;
+        Ok((Some(txn), RegisterContainerInstanceResponse { container_instance: Some(instance) }))
+    })
+    .await
+}
+
+pub async fn describe_container_instances(
+    ctx: &Ctx<'_>,
+    req: DescribeContainerInstancesRequest,
+) -> ApiResult<DescribeContainerInstancesResponse> {
+    if req.container_instances.is_empty() || req.container_instances.len() > 100 {
+        return Err(ApiError::invalid_parameter(
+            "containerInstances must name between 1 and 100 container instances.",
+        ));
+    }
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let with_tags = req
+        .include
+        .unwrap_or_default()
+        .contains(&ContainerInstanceField::Tags);
+    let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
+    read_active(&snapshot, ctx.region(), &cluster)?;
+    let mut response = DescribeContainerInstancesResponse::default();
+    for identifier in req.container_instances {
+        let found = match instance_id(&cluster, &identifier) {
+            Ok(id) => read_instance(&snapshot, ctx.region(), &cluster, id)?,
+            Err(_) => None,
+        };
+        match found {
+            Some(found) => response.container_instances.push(present(
+                &snapshot,
+                ctx.region(),
+                &cluster,
+                found.value,
+                with_tags,
+            )?),
+            None => response.failures.push(Failure {
+                arn: Some(if identifier.starts_with("arn:") {
+                    identifier
+                } else {
+                    ctx.scope.container_instance_arn(&cluster, &identifier)
+                }),
+                reason: Some("MISSING".to_string()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(response)
+}
+
+pub async fn list_container_instances(
+    ctx: &Ctx<'_>,
+    req: ListContainerInstancesRequest,
+) -> ApiResult<ListContainerInstancesResponse> {
+    let page_request = PageRequest::new(req.max_results, req.next_token.as_deref(), 100, 100)?;
+    if req.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterException,
+            "The cluster query language (filter) is not supported by berth yet; list without a filter.",
+        ));
+    }
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
+    read_active(&snapshot, ctx.region(), &cluster)?;
+    let prefix = keys::container_instances(ctx.region(), &cluster);
+    let mut found = Vec::new();
+    for kv in snapshot.iter_prefix(&prefix) {
+        let id = &kv.key[prefix.len()..];
+        if page_request
+            .after
+            .as_deref()
+            .is_some_and(|after| id <= after)
+        {
+            continue;
+        }
+        let record: InstanceRecord = state::decode_record(kv)?;
+        let status = record.instance.status.as_deref().unwrap_or(ACTIVE);
+        let wanted = match req.status {
+            Some(wanted) => status == wanted.as_str(),
+            None => status != INACTIVE,
+        };
+        if wanted {
+            found.push((
+                id.to_string(),
+                record.instance.container_instance_arn.unwrap_or_default(),
+            ));
+            if found.len() > page_request.limit {
+                break;
+            }
+        }
+    }
+    let (items, next_token) = page(found, page_request.limit, |(id, _)| id.clone());
+    Ok(ListContainerInstancesResponse {
+        container_instance_arns: items.into_iter().map(|(_, arn)| arn).collect(),
+        next_token,
+    })
+}
+
+pub async fn update_container_instances_state(
+    ctx: &Ctx<'_>,
+    req: UpdateContainerInstancesStateRequest,
+) -> ApiResult<DescribeContainerInstancesResponse> {
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid_parameter(
+            "containerInstances must name between 1 and 10 container instances.",
+        ));
+    }
+    let status = match req.status {
+        ContainerInstanceStatus::Active => ACTIVE,
+        ContainerInstanceStatus::Draining => DRAINING,
+        other => {
+            return Err(ApiError::invalid_parameter(format!(
+                "Container instances can only be set ACTIVE or DRAINING, not {}.",
+                other.as_str()
+            )));
+        }
+    };
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let mut response = DescribeContainerInstancesResponse::default();
+    for identifier in &req.container_instances {
+        let id = match instance_id(&cluster, identifier) {
+            Ok(id) => id.to_string(),
+            Err(err) => {
+                response.failures.push(Failure {
+                    arn: Some(identifier.clone()),
+                    reason: Some(err.message),
+                    detail: None,
+                });
+                continue;
+            }
+        };
+        let outcome = state::write(ctx.store, |snapshot| {
+            read_active(snapshot, ctx.region(), &cluster)?;
+            let key = keys::container_instance(ctx.region(), &cluster, &id);
+            let Some(found) = read_instance(snapshot, ctx.region(), &cluster, &id)?
+                .filter(|f| f.value.instance.status.as_deref() != Some(INACTIVE))
+            else {
+                return Ok((None, None));
+            };
+            let mut record = found.value;
+            if record.instance.status.as_deref() == Some(status) {
+                return Ok((
+                    None,
+                    Some(present(snapshot, ctx.region(), &cluster, record, false)?),
+                ));
+            }
+            record.instance.status = Some(status.to_string());
+            record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
+            let txn = Txn::new()
+                .when(Compare::unchanged(&key, found.mod_revision))
+                .put(&key, state::encode_record(&record)?);
+            Ok((
+                Some(txn),
+                Some(present(snapshot, ctx.region(), &cluster, record, false)?),
+            ))
+        })
+        .await?;
+        match outcome {
+            Some(instance) => response.container_instances.push(instance),
+            None => response.failures.push(Failure {
+                arn: Some(ctx.scope.container_instance_arn(&cluster, &id)),
+                reason: Some("MISSING".to_string()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(response)
+}
+
+/// Where agents open their session: this same server, as the caller reached it.
+pub async fn discover_poll_endpoint(
+    ctx: &Ctx<'_>,
+    _req: DiscoverPollEndpointRequest,
+) -> ApiResult<DiscoverPollEndpointResponse> {
+    let host = ctx.host.clone().ok_or_else(|| {
+        ApiError::invalid_parameter("The request has no Host header to derive the endpoint from.")
+    })?;
+    let endpoint = format!("http://{host}");
+    Ok(DiscoverPollEndpointResponse {
+        endpoint: Some(endpoint.clone()),
+        telemetry_endpoint: Some(endpoint.clone()),
+        service_connect_endpoint: Some(endpoint),
+    })
+}

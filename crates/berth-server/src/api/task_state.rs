@@ -1,0 +1,290 @@
+//! Recording what agents report of their tasks: the known state (lastStatus,
+//! containers, exit codes, bindings, health, timestamps) next to the desired state,
+//! and giving a task's reservation back to its instance once it has STOPPED.
+//!
+//! Reports arrive over the agent session (each one a task's full known state) and
+//! through SubmitTaskStateChange / SubmitContainerStateChange. Applying one is
+//! idempotent, and statuses only move forward, so a report re-sent after a lost
+//! acknowledgement, or one overtaken by a newer one, changes nothing.
+
+use berth_model::arn::Scope;
+use berth_model::task::{HealthStatus, NetworkBinding, TaskStatus, TaskStopCode};
+use berth_model::task_definition::TransportProtocol;
+use berth_model::{ApiError, ApiResult};
+use berth_proto::ContainerStatus;
+use berth_store::{Compare, Store, Txn};
+
+use crate::state::records::{InstanceRecord, TaskRecord, release};
+use crate::state::{self, keys};
+
+/// One container's reported state.
+#[derive(Debug, Clone, Default)]
+pub struct KnownContainer {
+    pub name: String,
+    pub runtime_id: Option<String>,
+    pub image_digest: Option<String>,
+    pub status: Option<ContainerStatus>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub network_bindings: Option<Vec<NetworkBinding>>,
+    pub health_status: Option<HealthStatus>,
+}
+
+/// A task's reported state; absent members are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct KnownState {
+    pub status: Option<TaskStatus>,
+    pub reason: Option<String>,
+    pub stop_code: Option<TaskStopCode>,
+    pub containers: Vec<KnownContainer>,
+    pub health_status: Option<HealthStatus>,
+    pub pull_started_at: Option<f64>,
+    pub pull_stopped_at: Option<f64>,
+    pub started_at: Option<f64>,
+    pub execution_stopped_at: Option<f64>,
+}
+
+fn health(status: berth_proto::HealthStatus) -> HealthStatus {
+    match status {
+        berth_proto::HealthStatus::Healthy => HealthStatus::Healthy,
+        berth_proto::HealthStatus::Unhealthy => HealthStatus::Unhealthy,
+        berth_proto::HealthStatus::Unknown => HealthStatus::Unknown,
+    }
+}
+
+fn task_status(status: berth_proto::TaskStatus) -> TaskStatus {
+    TaskStatus::parse(status.as_str()).unwrap_or(TaskStatus::Pending)
+}
+
+fn stop_code(code: berth_proto::StopCode) -> TaskStopCode {
+    match code {
+        berth_proto::StopCode::TaskFailedToStart => TaskStopCode::TaskFailedToStart,
+        berth_proto::StopCode::EssentialContainerExited => TaskStopCode::EssentialContainerExited,
+        berth_proto::StopCode::UserInitiated => TaskStopCode::UserInitiated,
+        berth_proto::StopCode::ServiceSchedulerInitiated => TaskStopCode::ServiceSchedulerInitiated,
+        berth_proto::StopCode::SpotInterruption => TaskStopCode::SpotInterruption,
+        berth_proto::StopCode::TerminationNotice => TaskStopCode::TerminationNotice,
+    }
+}
+
+impl From<&berth_proto::TaskStateChange> for KnownState {
+    fn from(change: &berth_proto::TaskStateChange) -> Self {
+        KnownState {
+            status: Some(task_status(change.status)),
+            reason: change.reason.clone(),
+            stop_code: change.stop_code.map(stop_code),
+            containers: change
+                .containers
+                .iter()
+                .map(|c| KnownContainer {
+                    name: c.container_name.clone(),
+                    runtime_id: c.runtime_id.clone(),
+                    image_digest: c.image_digest.clone(),
+                    status: Some(c.status),
+                    exit_code: c.exit_code,
+                    reason: c.reason.clone(),
+                    network_bindings: Some(
+                        c.network_bindings
+                            .iter()
+                            .map(|b| NetworkBinding {
+                                bind_ip: Some(b.bind_ip.clone()),
+                                container_port: Some(b.container_port),
+                                host_port: Some(b.host_port),
+                                protocol: TransportProtocol::parse(&b.protocol),
+                                ..NetworkBinding::default()
+                            })
+                            .collect(),
+                    ),
+                    health_status: c.health_status.map(health),
+                })
+                .collect(),
+            health_status: change.health_status.map(health),
+            pull_started_at: change.pull_started_at,
+            pull_stopped_at: change.pull_stopped_at,
+            started_at: change.started_at,
+            execution_stopped_at: change.execution_stopped_at,
+        }
+    }
+}
+
+fn container_rank(status: Option<&str>) -> u8 {
+    match status {
+        Some("RUNNING") => 1,
+        Some("STOPPED") => 2,
+        _ => 0,
+    }
+}
+
+fn container_status_str(status: ContainerStatus) -> &'static str {
+    match status {
+        ContainerStatus::Pending => "PENDING",
+        ContainerStatus::Running => "RUNNING",
+        ContainerStatus::Stopped => "STOPPED",
+    }
+}
+
+/// Folds `known` into the task record; returns whether anything changed.
+fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
+    let before = serde_json::to_value(&record.task).ok();
+    let task = &mut record.task;
+    for reported in &known.containers {
+        let Some(container) = task
+            .containers
+            .iter_mut()
+            .flatten()
+            .find(|c| c.name.as_deref() == Some(&reported.name))
+        else {
+            continue;
+        };
+        if let Some(id) = &reported.runtime_id {
+            container.runtime_id = Some(id.clone());
+        }
+        if let Some(digest) = &reported.image_digest {
+            container.image_digest = Some(digest.clone());
+        }
+        if let Some(status) = reported.status {
+            let status = container_status_str(status);
+            if container_rank(Some(status)) >= container_rank(container.last_status.as_deref()) {
+                container.last_status = Some(status.to_string());
+            }
+        }
+        if reported.exit_code.is_some() {
+            container.exit_code = reported.exit_code;
+        }
+        if reported.reason.is_some() {
+            container.reason = reported.reason.clone();
+        }
+        if let Some(bindings) = &reported.network_bindings
+            && (!bindings.is_empty() || container.last_status.as_deref() != Some("RUNNING"))
+        {
+            container.network_bindings = Some(bindings.clone());
+        }
+        if reported.health_status.is_some() {
+            container.health_status = reported.health_status;
+        }
+    }
+    let current = task.last_status.as_deref().and_then(TaskStatus::parse);
+    if let Some(status) = known.status
+        && current.is_none_or(|current| status > current)
+    {
+        task.last_status = Some(status.as_str().to_string());
+    }
+    let status = task.last_status.as_deref().and_then(TaskStatus::parse);
+    if status >= Some(TaskStatus::Running)
+        && status < Some(TaskStatus::Stopped)
+        && task.started_at.is_none()
+    {
+        task.started_at = Some(known.started_at.unwrap_or(now));
+    }
+    if status >= Some(TaskStatus::Deactivating) && task.stopping_at.is_none() {
+        task.stopping_at = Some(now);
+    }
+    if status == Some(TaskStatus::Stopped) {
+        task.desired_status = Some(TaskStatus::Stopped.as_str().to_string());
+        task.stopped_at.get_or_insert(now);
+        task.execution_stopped_at
+            .get_or_insert(known.execution_stopped_at.unwrap_or(now));
+    }
+    // The first reason wins: a StopTask's reason is not replaced by the agent's.
+    if task.stopped_reason.is_none()
+        && known.reason.is_some()
+        && status >= Some(TaskStatus::Deactivating)
+    {
+        task.stopped_reason = known.reason.clone();
+    }
+    if task.stop_code.is_none()
+        && known.stop_code.is_some()
+        && status >= Some(TaskStatus::Deactivating)
+    {
+        task.stop_code = known.stop_code;
+    }
+    if known.health_status.is_some() {
+        task.health_status = known.health_status;
+    }
+    if known.pull_started_at.is_some() && task.pull_started_at.is_none() {
+        task.pull_started_at = known.pull_started_at;
+    }
+    if known.pull_stopped_at.is_some() && task.pull_stopped_at.is_none() {
+        task.pull_stopped_at = known.pull_stopped_at;
+    }
+    let changed = serde_json::to_value(&record.task).ok() != before;
+    if changed {
+        record.task.version = Some(record.task.version.unwrap_or(0) + 1);
+    }
+    changed
+}
+
+/// Records `known` for task `task_id` of `cluster`. `caller_key` (the access key that
+/// signed the report) must own the task's instance; `session_instance`, when the report
+/// came over a session, must be the task's instance.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    store: &dyn Store,
+    scope: &Scope,
+    cluster: &str,
+    task_id: &str,
+    caller_key: Option<&str>,
+    session_instance: Option<&str>,
+    known: &KnownState,
+    now: f64,
+) -> ApiResult<()> {
+    let region = scope.region.as_str();
+    let key = keys::task(region, cluster, task_id);
+    state::write(store, |snapshot| {
+        let found = state::read::<TaskRecord>(snapshot, &key)?.ok_or_else(|| {
+            ApiError::invalid_parameter(format!("Task {task_id} not found in cluster {cluster}."))
+        })?;
+        let instance_arn = found
+            .value
+            .task
+            .container_instance_arn
+            .clone()
+            .unwrap_or_default();
+        if session_instance.is_some_and(|instance| instance != instance_arn) {
+            return Err(ApiError::new(
+                berth_model::ErrorCode::AccessDeniedException,
+                "A session may only report the tasks of its own container instance.",
+            ));
+        }
+        let instance_id = instance_arn.rsplit('/').next().unwrap_or_default();
+        let instance_key = keys::container_instance(region, cluster, instance_id);
+        let instance = state::read::<InstanceRecord>(snapshot, &instance_key)?;
+        if let (Some(caller), Some(owner)) = (
+            caller_key,
+            instance.as_ref().and_then(|i| i.value.owner.as_deref()),
+        ) && caller != owner
+        {
+            return Err(ApiError::new(
+                berth_model::ErrorCode::AccessDeniedException,
+                "Only the key that registered a container instance may report its tasks.",
+            ));
+        }
+        let mut record = found.value;
+        if !merge(&mut record, known, now) && (record.released || !record.is_stopped()) {
+            return Ok((None, ()));
+        }
+        let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
+        if record.is_stopped() && !record.released {
+            record.released = true;
+            if let Some(instance) = instance {
+                let mut instance_record = instance.value;
+                let registered = instance_record
+                    .instance
+                    .registered_resources
+                    .clone()
+                    .unwrap_or_default();
+                if let Some(left) = instance_record.instance.remaining_resources.as_mut() {
+                    release(left, &registered, &record.reserved);
+                }
+                instance_record.instance.version =
+                    Some(instance_record.instance.version.unwrap_or(0) + 1);
+                txn = txn
+                    .when(Compare::unchanged(&instance_key, instance.mod_revision))
+                    .put(&instance_key, state::encode_record(&instance_record)?);
+            }
+        }
+        let txn = txn.put(&key, state::encode_record(&record)?);
+        Ok((Some(txn), ()))
+    })
+    .await
+}

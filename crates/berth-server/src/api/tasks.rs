@@ -1,0 +1,788 @@
+//! RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and the agents'
+//! SubmitTaskStateChange and SubmitContainerStateChange.
+
+use berth_model::arn::{Arn, cluster_name};
+use berth_model::common::{Failure, Tag};
+use berth_model::container_instance::{fits, remaining};
+use berth_model::pagination::{PageRequest, page};
+use berth_model::tagging::validate_new_tags;
+use berth_model::task::*;
+use berth_model::task_definition::{NetworkMode, TaskDefinition, TaskDefinitionStatus};
+use berth_model::{ApiError, ApiResult};
+use berth_store::{Compare, Snapshot, Txn};
+
+use super::Ctx;
+use super::clusters::read_active;
+use super::container_instances::{instance_id, new_id, read_instance};
+use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_reference};
+use super::task_state::{self, KnownContainer, KnownState};
+use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::{self, Versioned, keys};
+
+/// The task id an identifier names: a task ARN (of `cluster`) or an id.
+pub fn task_id<'a>(cluster: &str, identifier: &'a str) -> ApiResult<&'a str> {
+    let invalid = || ApiError::invalid_parameter(format!("Invalid task: '{identifier}'."));
+    match Arn::parse(identifier) {
+        Some(arn) => match arn.resource_type() {
+            ("task", rest) => match rest.rsplit_once('/') {
+                Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
+                Some(_) => Err(ApiError::invalid_parameter(format!(
+                    "Task '{identifier}' is not in cluster '{cluster}'."
+                ))),
+                None if !rest.is_empty() => Ok(rest),
+                None => Err(invalid()),
+            },
+            _ => Err(invalid()),
+        },
+        None if !identifier.is_empty() && !identifier.contains('/') && identifier.len() <= 64 => {
+            Ok(identifier)
+        }
+        None => Err(invalid()),
+    }
+}
+
+/// The task definition a RunTask or StartTask names; it must be ACTIVE.
+fn runnable_definition(
+    ctx: &Ctx<'_>,
+    snapshot: &Snapshot,
+    text: &str,
+) -> ApiResult<(String, Versioned<TaskDefinitionRecord>)> {
+    let reference = parse_reference(ctx, text)?;
+    let found = find(snapshot, ctx.region(), &reference)?;
+    match found {
+        Some((key, found))
+            if found.value.task_definition.status == Some(TaskDefinitionStatus::Active) =>
+        {
+            Ok((key, found))
+        }
+        Some(_) => Err(ApiError::client(format!(
+            "TaskDefinition is inactive: '{text}'. Register a new revision or use an ACTIVE one."
+        ))),
+        None => Err(ApiError::client(match reference {
+            Reference::Family(_) => {
+                format!("Unable to find an ACTIVE task definition of family '{text}'.")
+            }
+            Reference::Revision(..) => format!("TaskDefinition not found: '{text}'."),
+        })),
+    }
+}
+
+/// Everything a new task needs besides where it runs.
+struct Launch<'r> {
+    definition: &'r TaskDefinition,
+    effective: TaskDefinition,
+    need: TaskResources,
+    overrides: TaskOverride,
+    launch_type: Option<LaunchType>,
+    capacity_provider: Option<String>,
+    group: String,
+    started_by: Option<String>,
+    tags: Vec<Tag>,
+    enable_execute_command: bool,
+}
+
+impl Launch<'_> {
+    /// A new task record, PENDING (PROVISIONING for awsvpc, which has a network to set
+    /// up first), placed on `instance_arn`.
+    fn task(&self, ctx: &Ctx<'_>, cluster: &str, instance_arn: &str) -> TaskRecord {
+        let id = new_id();
+        let task_arn = ctx.scope.task_arn(cluster, &id);
+        let containers = self
+            .effective
+            .container_definitions
+            .iter()
+            .flatten()
+            .map(|definition| Container {
+                container_arn: Some(format!(
+                    "arn:aws:ecs:{}:{}:container/{cluster}/{id}/{}",
+                    ctx.scope.region,
+                    ctx.scope.account,
+                    new_id()
+                )),
+                task_arn: Some(task_arn.clone()),
+                name: definition.name.clone(),
+                image: definition.image.clone(),
+                last_status: Some("PENDING".to_string()),
+                network_bindings: Some(Vec::new()),
+                network_interfaces: Some(Vec::new()),
+                health_status: definition
+                    .health_check
+                    .as_ref()
+                    .map(|_| HealthStatus::Unknown),
+                cpu: definition.cpu.map(|cpu| cpu.to_string()),
+                memory: definition.memory.map(|memory| memory.to_string()),
+                memory_reservation: definition.memory_reservation.map(|m| m.to_string()),
+                ..Container::default()
+            })
+            .collect();
+        let awsvpc = self.effective.network_mode == Some(NetworkMode::Awsvpc);
+        let task = Task {
+            attachments: Some(Vec::new()),
+            attributes: Some(Vec::new()),
+            capacity_provider_name: self.capacity_provider.clone(),
+            cluster_arn: Some(ctx.scope.cluster_arn(cluster)),
+            container_instance_arn: Some(instance_arn.to_string()),
+            containers: Some(containers),
+            cpu: self.effective.cpu.clone(),
+            memory: self.effective.memory.clone(),
+            created_at: Some(ctx.now),
+            desired_status: Some(TaskStatus::Running.as_str().to_string()),
+            enable_execute_command: Some(self.enable_execute_command),
+            group: Some(self.group.clone()),
+            health_status: Some(HealthStatus::Unknown),
+            last_status: Some(
+                if awsvpc {
+                    TaskStatus::Provisioning
+                } else {
+                    TaskStatus::Pending
+                }
+                .as_str()
+                .to_string(),
+            ),
+            launch_type: self.launch_type,
+            overrides: Some(self.overrides.clone()),
+            started_by: self.started_by.clone(),
+            tags: Some(self.tags.clone()),
+            task_arn: Some(task_arn),
+            task_definition_arn: self.definition.task_definition_arn.clone(),
+            version: Some(1),
+            ephemeral_storage: self.effective.ephemeral_storage.clone(),
+            ..Task::default()
+        };
+        TaskRecord {
+            task,
+            reserved: self.need.clone(),
+            released: false,
+        }
+    }
+}
+
+/// An instance being considered, with what it has left as tasks are placed on it.
+struct Candidate {
+    key: String,
+    mod_revision: i64,
+    record: InstanceRecord,
+    touched: bool,
+}
+
+fn candidate(region: &str, cluster: &str, kv: &berth_store::KeyValue) -> ApiResult<Candidate> {
+    let record: InstanceRecord = state::decode_record(kv)?;
+    let _ = (region, cluster);
+    Ok(Candidate {
+        key: kv.key.clone(),
+        mod_revision: kv.mod_revision,
+        record,
+        touched: false,
+    })
+}
+
+fn arn_of(candidate: &Candidate) -> String {
+    candidate
+        .record
+        .instance
+        .container_instance_arn
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Whether a task may be placed on the instance at all: ACTIVE, with its agent connected.
+fn placeable(candidate: &Candidate) -> bool {
+    candidate.record.instance.status.as_deref() == Some("ACTIVE")
+        && candidate.record.instance.agent_connected == Some(true)
+}
+
+/// Takes `need` from the candidate's remaining resources if it fits; otherwise the
+/// reasons it does not.
+fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'static str>> {
+    let left = candidate
+        .record
+        .instance
+        .remaining_resources
+        .clone()
+        .unwrap_or_default();
+    fits(&left, need)?;
+    candidate.record.instance.remaining_resources =
+        Some(remaining(&left, std::slice::from_ref(need)));
+    candidate.record.instance.version = Some(candidate.record.instance.version.unwrap_or(0) + 1);
+    candidate.touched = true;
+    Ok(())
+}
+
+/// The transaction writing new tasks and the instances they took resources from,
+/// conditional on everything the decision read.
+fn placement_txn(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    cluster_revision: i64,
+    definition_key: &str,
+    definition_revision: i64,
+    candidates: &[Candidate],
+    tasks: &[TaskRecord],
+) -> ApiResult<Txn> {
+    let mut txn = Txn::new()
+        .when(Compare::unchanged(
+            keys::cluster(ctx.region(), cluster),
+            cluster_revision,
+        ))
+        .when(Compare::unchanged(definition_key, definition_revision));
+    for candidate in candidates.iter().filter(|c| c.touched) {
+        txn = txn
+            .when(Compare::unchanged(&candidate.key, candidate.mod_revision))
+            .put(&candidate.key, state::encode_record(&candidate.record)?);
+    }
+    for task in tasks {
+        let key = keys::task(ctx.region(), cluster, task.id());
+        txn = txn
+            .when(Compare::absent(&key))
+            .put(key, state::encode_record(task)?);
+    }
+    Ok(txn)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch<'r>(
+    definition: &'r TaskDefinition,
+    overrides: Option<&TaskOverride>,
+    launch_type: Option<LaunchType>,
+    capacity_provider_strategy: Option<&[berth_model::cluster::CapacityProviderStrategyItem]>,
+    group: Option<&str>,
+    started_by: Option<&str>,
+    tags: Vec<Tag>,
+    enable_execute_command: bool,
+) -> ApiResult<Launch<'r>> {
+    if launch_type.is_some() && capacity_provider_strategy.is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::invalid_parameter(
+            "Specify either a launchType or a capacityProviderStrategy, not both.",
+        ));
+    }
+    let effective = apply_overrides(definition, overrides)?;
+    let need = TaskResources::of(&effective);
+    let family = definition.family.clone().unwrap_or_default();
+    let capacity_provider = capacity_provider_strategy
+        .and_then(|strategy| strategy.first())
+        .map(|item| item.capacity_provider.clone());
+    // Work written for Fargate runs on the cluster's instances; the task keeps the
+    // launch type it asked for.
+    let launch_type = launch_type.or(match capacity_provider.as_deref() {
+        Some("FARGATE" | "FARGATE_SPOT") => Some(LaunchType::Fargate),
+        Some(_) => None,
+        None => Some(LaunchType::Ec2),
+    });
+    if started_by.is_some_and(|s| s.len() > 128) {
+        return Err(ApiError::invalid_parameter(
+            "startedBy can be at most 128 characters.",
+        ));
+    }
+    validate_new_tags(&tags)?;
+    Ok(Launch {
+        definition,
+        effective,
+        need,
+        overrides: overrides.cloned().unwrap_or_else(|| TaskOverride {
+            container_overrides: Some(Vec::new()),
+            inference_accelerator_overrides: Some(Vec::new()),
+            ..TaskOverride::default()
+        }),
+        launch_type,
+        capacity_provider,
+        group: group
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("family:{family}")),
+        started_by: started_by.map(str::to_string),
+        tags,
+        enable_execute_command,
+    })
+}
+
+fn with_propagated_tags(
+    mut tags: Vec<Tag>,
+    propagate: Option<PropagateTags>,
+    record: &TaskDefinitionRecord,
+) -> Vec<Tag> {
+    if propagate == Some(PropagateTags::TaskDefinition) {
+        for tag in &record.tags {
+            if !tags.iter().any(|t| t.key == tag.key) {
+                tags.push(tag.clone());
+            }
+        }
+    }
+    tags
+}
+
+pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid_parameter(
+            "count must be between 1 and 10.",
+        ));
+    }
+    state::write(ctx.store, |snapshot| {
+        let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
+        let (definition_key, definition) =
+            runnable_definition(ctx, snapshot, &req.task_definition)?;
+        let tags = with_propagated_tags(
+            req.tags.clone().unwrap_or_default(),
+            req.propagate_tags,
+            &definition.value,
+        );
+        let launch = launch(
+            &definition.value.task_definition,
+            req.overrides.as_ref(),
+            req.launch_type,
+            req.capacity_provider_strategy.as_deref(),
+            req.group.as_deref(),
+            req.started_by.as_deref(),
+            tags,
+            req.enable_execute_command.unwrap_or(false),
+        )?;
+        let mut candidates = Vec::new();
+        for kv in snapshot.iter_prefix(&keys::container_instances(ctx.region(), &cluster)) {
+            let candidate = candidate(ctx.region(), &cluster, kv)?;
+            if placeable(&candidate) {
+                candidates.push(candidate);
+            }
+        }
+        if candidates.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "No Container Instances were found in your cluster.",
+            ));
+        }
+        // First fit, in instance order; the placement engine replaces this.
+        let mut tasks = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        for _ in 0..count {
+            let mut placed = false;
+            let mut reasons = Vec::new();
+            for candidate in candidates.iter_mut() {
+                match take(candidate, &launch.need) {
+                    Ok(()) => {
+                        tasks.push(launch.task(ctx, &cluster, &arn_of(candidate)));
+                        placed = true;
+                        break;
+                    }
+                    Err(why) => reasons.push((arn_of(candidate), why)),
+                }
+            }
+            if !placed {
+                for (arn, why) in reasons {
+                    for reason in why {
+                        let failure = Failure {
+                            arn: Some(arn.clone()),
+                            reason: Some(reason.to_string()),
+                            detail: None,
+                        };
+                        if !failures.contains(&failure) {
+                            failures.push(failure);
+                        }
+                    }
+                }
+            }
+        }
+        let response = RunTaskResponse {
+            tasks: tasks.iter().map(|t| t.task.clone()).collect(),
+            failures,
+        };
+        if tasks.is_empty() {
+            return Ok((None, response));
+        }
+        let txn = placement_txn(
+            ctx,
+            &cluster,
+            cluster_record.mod_revision,
+            &definition_key,
+            definition.mod_revision,
+            &candidates,
+            &tasks,
+        )?;
+        Ok((Some(txn), response))
+    })
+    .await
+}
+
+pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTaskResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid_parameter(
+            "containerInstances must name between 1 and 10 container instances.",
+        ));
+    }
+    let ids: Vec<String> = req
+        .container_instances
+        .iter()
+        .map(|identifier| instance_id(&cluster, identifier).map(str::to_string))
+        .collect::<ApiResult<_>>()?;
+    state::write(ctx.store, |snapshot| {
+        let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
+        let (definition_key, definition) =
+            runnable_definition(ctx, snapshot, &req.task_definition)?;
+        let tags = with_propagated_tags(
+            req.tags.clone().unwrap_or_default(),
+            req.propagate_tags,
+            &definition.value,
+        );
+        let launch = launch(
+            &definition.value.task_definition,
+            req.overrides.as_ref(),
+            Some(LaunchType::Ec2),
+            None,
+            req.group.as_deref(),
+            req.started_by.as_deref(),
+            tags,
+            req.enable_execute_command.unwrap_or(false),
+        )?;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for id in &ids {
+            let arn = ctx.scope.container_instance_arn(&cluster, id);
+            let Some(found) = read_instance(snapshot, ctx.region(), &cluster, id)? else {
+                failures.push(Failure {
+                    arn: Some(arn),
+                    reason: Some("MISSING".to_string()),
+                    detail: None,
+                });
+                continue;
+            };
+            let key = keys::container_instance(ctx.region(), &cluster, id);
+            if !candidates.iter().any(|c| c.key == key) {
+                candidates.push(Candidate {
+                    key: key.clone(),
+                    mod_revision: found.mod_revision,
+                    record: found.value,
+                    touched: false,
+                });
+            }
+            let Some(candidate) = candidates.iter_mut().find(|c| c.key == key) else {
+                continue;
+            };
+            if !placeable(candidate) {
+                let reason = if candidate.record.instance.agent_connected == Some(true) {
+                    "INACTIVE"
+                } else {
+                    "AGENT"
+                };
+                failures.push(Failure {
+                    arn: Some(arn),
+                    reason: Some(reason.to_string()),
+                    detail: None,
+                });
+                continue;
+            }
+            match take(candidate, &launch.need) {
+                Ok(()) => tasks.push(launch.task(ctx, &cluster, &arn)),
+                Err(why) => failures.extend(why.into_iter().map(|reason| Failure {
+                    arn: Some(arn.clone()),
+                    reason: Some(reason.to_string()),
+                    detail: None,
+                })),
+            }
+        }
+        let response = RunTaskResponse {
+            tasks: tasks.iter().map(|t| t.task.clone()).collect(),
+            failures,
+        };
+        if tasks.is_empty() {
+            return Ok((None, response));
+        }
+        let txn = placement_txn(
+            ctx,
+            &cluster,
+            cluster_record.mod_revision,
+            &definition_key,
+            definition.mod_revision,
+            &candidates,
+            &tasks,
+        )?;
+        Ok((Some(txn), response))
+    })
+    .await
+}
+
+pub async fn stop_task(ctx: &Ctx<'_>, req: StopTaskRequest) -> ApiResult<StopTaskResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let id = task_id(&cluster, &req.task)?.to_string();
+    if req.reason.as_deref().is_some_and(|r| r.len() > 255) {
+        return Err(ApiError::invalid_parameter(
+            "reason can be at most 255 characters.",
+        ));
+    }
+    let key = keys::task(ctx.region(), &cluster, &id);
+    state::write(ctx.store, |snapshot| {
+        read_active(snapshot, ctx.region(), &cluster)?;
+        let found = state::read::<TaskRecord>(snapshot, &key)?.ok_or_else(|| {
+            ApiError::invalid_parameter(format!("The referenced task was not found: {}", req.task))
+        })?;
+        let mut record = found.value;
+        if record.desired_status() == Some(TaskStatus::Stopped) {
+            return Ok((
+                None,
+                StopTaskResponse {
+                    task: Some(record.task),
+                },
+            ));
+        }
+        record.task.desired_status = Some(TaskStatus::Stopped.as_str().to_string());
+        record.task.stopping_at = Some(ctx.now);
+        record.task.stopped_reason = Some(
+            req.reason
+                .clone()
+                .unwrap_or_else(|| "Task stopped by user".to_string()),
+        );
+        record.task.stop_code = Some(TaskStopCode::UserInitiated);
+        record.task.version = Some(record.task.version.unwrap_or(0) + 1);
+        let txn = Txn::new()
+            .when(Compare::unchanged(&key, found.mod_revision))
+            .put(&key, state::encode_record(&record)?);
+        Ok((
+            Some(txn),
+            StopTaskResponse {
+                task: Some(record.task),
+            },
+        ))
+    })
+    .await
+}
+
+pub async fn describe_tasks(
+    ctx: &Ctx<'_>,
+    req: DescribeTasksRequest,
+) -> ApiResult<DescribeTasksResponse> {
+    if req.tasks.is_empty() || req.tasks.len() > 100 {
+        return Err(ApiError::invalid_parameter(
+            "tasks must name between 1 and 100 tasks.",
+        ));
+    }
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
+    let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
+    read_active(&snapshot, ctx.region(), &cluster)?;
+    let mut response = DescribeTasksResponse::default();
+    for identifier in req.tasks {
+        let found = match task_id(&cluster, &identifier) {
+            Ok(id) => {
+                state::read::<TaskRecord>(&snapshot, &keys::task(ctx.region(), &cluster, id))?
+            }
+            Err(_) => None,
+        };
+        match found {
+            Some(found) => {
+                let mut task = found.value.task;
+                if !with_tags {
+                    task.tags = None;
+                }
+                response.tasks.push(task);
+            }
+            None => response.failures.push(Failure {
+                arn: Some(if identifier.starts_with("arn:") {
+                    identifier
+                } else {
+                    ctx.scope.task_arn(&cluster, &identifier)
+                }),
+                reason: Some("MISSING".to_string()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(response)
+}
+
+pub async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> ApiResult<ListTasksResponse> {
+    let page_request = PageRequest::new(req.max_results, req.next_token.as_deref(), 100, 100)?;
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let instance_arn = match req.container_instance.as_deref() {
+        Some(identifier) => Some(
+            ctx.scope
+                .container_instance_arn(&cluster, instance_id(&cluster, identifier)?),
+        ),
+        None => None,
+    };
+    if req.service_name.is_some() && req.started_by.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "serviceName and startedBy cannot both be given.",
+        ));
+    }
+    let group = req
+        .service_name
+        .as_ref()
+        .map(|name| format!("service:{name}"));
+    let desired = match req.desired_status {
+        Some(DesiredStatus::Stopped) => TaskStatus::Stopped,
+        Some(DesiredStatus::Pending) => TaskStatus::Pending,
+        Some(DesiredStatus::Running) | None => TaskStatus::Running,
+    };
+    let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
+    read_active(&snapshot, ctx.region(), &cluster)?;
+    let prefix = keys::tasks(ctx.region(), &cluster);
+    let mut found = Vec::new();
+    for kv in snapshot.iter_prefix(&prefix) {
+        let id = &kv.key[prefix.len()..];
+        if page_request
+            .after
+            .as_deref()
+            .is_some_and(|after| id <= after)
+        {
+            continue;
+        }
+        let record: TaskRecord = state::decode_record(kv)?;
+        let task = &record.task;
+        let status_matches = match desired {
+            // PENDING: desired RUNNING, not yet running.
+            TaskStatus::Pending => {
+                record.desired_status() == Some(TaskStatus::Running)
+                    && record.last_status() < Some(TaskStatus::Running)
+            }
+            other => record.desired_status() == Some(other),
+        };
+        let family_matches = req.family.as_deref().is_none_or(|family| {
+            let arn = task.task_definition_arn.as_deref().unwrap_or_default();
+            arn.rsplit_once('/')
+                .and_then(|(_, rest)| rest.rsplit_once(':'))
+                .is_some_and(|(f, _)| f == family)
+        });
+        let matches = status_matches
+            && family_matches
+            && instance_arn
+                .as_deref()
+                .is_none_or(|arn| task.container_instance_arn.as_deref() == Some(arn))
+            && req
+                .started_by
+                .as_deref()
+                .is_none_or(|s| task.started_by.as_deref() == Some(s))
+            && group
+                .as_deref()
+                .is_none_or(|g| task.group.as_deref() == Some(g))
+            && req.launch_type.is_none_or(|l| task.launch_type == Some(l));
+        if matches {
+            found.push((id.to_string(), task.task_arn.clone().unwrap_or_default()));
+            if found.len() > page_request.limit {
+                break;
+            }
+        }
+    }
+    let (items, next_token) = page(found, page_request.limit, |(id, _)| id.clone());
+    Ok(ListTasksResponse {
+        task_arns: items.into_iter().map(|(_, arn)| arn).collect(),
+        next_token,
+    })
+}
+
+fn acknowledged() -> SubmitTaskStateChangeResponse {
+    SubmitTaskStateChangeResponse {
+        acknowledgment: Some("ACK".to_string()),
+    }
+}
+
+fn parse_container_status(text: Option<&str>) -> ApiResult<Option<berth_proto::ContainerStatus>> {
+    use berth_proto::ContainerStatus::*;
+    Ok(match text {
+        None => None,
+        Some("PENDING") => Some(Pending),
+        Some("RUNNING") => Some(Running),
+        Some("STOPPED") => Some(Stopped),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "Invalid container status '{other}'."
+            )));
+        }
+    })
+}
+
+fn parse_task_status(text: Option<&str>) -> ApiResult<Option<TaskStatus>> {
+    match text {
+        None => Ok(None),
+        Some(text) => TaskStatus::parse(text)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_parameter(format!("Invalid task status '{text}'."))),
+    }
+}
+
+fn known_container(change: &berth_model::task::ContainerStateChange) -> ApiResult<KnownContainer> {
+    Ok(KnownContainer {
+        name: change.container_name.clone().ok_or_else(|| {
+            ApiError::invalid_parameter("A container state change needs containerName.")
+        })?,
+        runtime_id: change.runtime_id.clone(),
+        image_digest: change.image_digest.clone(),
+        status: parse_container_status(change.status.as_deref())?,
+        exit_code: change.exit_code,
+        reason: change.reason.clone(),
+        network_bindings: change.network_bindings.clone(),
+        health_status: None,
+    })
+}
+
+pub async fn submit_task_state_change(
+    ctx: &Ctx<'_>,
+    req: SubmitTaskStateChangeRequest,
+) -> ApiResult<SubmitTaskStateChangeResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let task = req
+        .task
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_parameter("task is required."))?;
+    let id = task_id(&cluster, task)?.to_string();
+    let known = KnownState {
+        status: parse_task_status(req.status.as_deref())?,
+        reason: req.reason.clone(),
+        containers: req
+            .containers
+            .iter()
+            .flatten()
+            .map(known_container)
+            .collect::<ApiResult<_>>()?,
+        pull_started_at: req.pull_started_at,
+        pull_stopped_at: req.pull_stopped_at,
+        execution_stopped_at: req.execution_stopped_at,
+        ..KnownState::default()
+    };
+    task_state::apply(
+        ctx.store,
+        &ctx.scope,
+        &cluster,
+        &id,
+        ctx.access_key_id.as_deref(),
+        None,
+        &known,
+        ctx.now,
+    )
+    .await?;
+    Ok(acknowledged())
+}
+
+pub async fn submit_container_state_change(
+    ctx: &Ctx<'_>,
+    req: SubmitContainerStateChangeRequest,
+) -> ApiResult<SubmitTaskStateChangeResponse> {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let task = req
+        .task
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_parameter("task is required."))?;
+    let id = task_id(&cluster, task)?.to_string();
+    let container = berth_model::task::ContainerStateChange {
+        container_name: req.container_name.clone(),
+        runtime_id: req.runtime_id.clone(),
+        status: req.status.clone(),
+        exit_code: req.exit_code,
+        reason: req.reason.clone(),
+        network_bindings: req.network_bindings.clone(),
+        ..Default::default()
+    };
+    let known = KnownState {
+        containers: vec![known_container(&container)?],
+        ..KnownState::default()
+    };
+    task_state::apply(
+        ctx.store,
+        &ctx.scope,
+        &cluster,
+        &id,
+        ctx.access_key_id.as_deref(),
+        None,
+        &known,
+        ctx.now,
+    )
+    .await?;
+    Ok(acknowledged())
+}

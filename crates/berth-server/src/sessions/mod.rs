@@ -1,0 +1,353 @@
+//! The control plane's half of the agent sessions (see `berth_proto`): one WebSocket
+//! per container instance. On connect the instance is marked `agentConnected` and
+//! sent its whole desired task set; from then on every change to one of its tasks'
+//! desired state, read from the store's change feed, is pushed as it commits. The
+//! agent's task reports are recorded (`api::task_state`) and acknowledged.
+
+mod hub;
+mod payload;
+
+pub use hub::SessionHub;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use berth_model::arn::{Scope, cluster_name};
+use berth_model::{ApiError, ErrorCode};
+use berth_proto::{
+    AgentMessage, ErrorMessage, HEARTBEAT_INTERVAL_SECS, HeartbeatMessage, SESSION_TIMEOUT_SECS,
+    ServerMessage, StateChangeAck,
+};
+use berth_store::Store;
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::clusters::INACTIVE;
+use crate::api::container_instances::{instance_id, read_instance};
+use crate::api::task_state::{self, KnownState};
+use crate::auth::RequestParts;
+use crate::http::App;
+use crate::protocol;
+use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::{self, keys};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionQuery {
+    cluster: String,
+    container_instance: String,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Who a session is for, once the upgrade request has been authenticated.
+#[derive(Debug, Clone)]
+struct Peer {
+    scope: Scope,
+    cluster: String,
+    instance_id: String,
+    instance_arn: String,
+    cluster_arn: String,
+    access_key_id: Option<String>,
+}
+
+/// `GET /v1/session`: authenticates the upgrade request like any other request, checks
+/// the instance is registered and owned by the signing key, then upgrades.
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<SessionQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    match authorize(&app, &method, &uri, &headers, &query).await {
+        Ok(peer) => ws.on_upgrade(move |socket| async move { run(app, peer, socket).await }),
+        Err(error) => protocol::failure(&error, &request_id).into_response(),
+    }
+}
+
+async fn authorize(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    query: &SessionQuery,
+) -> Result<Peer, ApiError> {
+    let (region, access_key_id) = match app.verifier() {
+        Some(verifier) => {
+            let parts = RequestParts::new(
+                method.as_str(),
+                uri.path(),
+                uri.query().unwrap_or(""),
+                headers,
+            );
+            let caller = verifier.verify(&parts, b"", SystemTime::now())?;
+            (caller.region, Some(caller.access_key_id))
+        }
+        None => (app.default_region().to_string(), None),
+    };
+    let scope = Scope::new(region, app.account_id());
+    let cluster = cluster_name(Some(&query.cluster))?;
+    let instance_id = instance_id(&cluster, &query.container_instance)?.to_string();
+    let snapshot = app.store().snapshot().await.map_err(state::store_error)?;
+    let found = read_instance(&snapshot, &scope.region, &cluster, &instance_id)?
+        .filter(|found| found.value.instance.status.as_deref() != Some(INACTIVE))
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(format!(
+                "Container instance {} is not registered.",
+                query.container_instance
+            ))
+        })?;
+    if let (Some(caller), Some(owner)) = (access_key_id.as_deref(), found.value.owner.as_deref())
+        && caller != owner
+    {
+        return Err(ApiError::new(
+            ErrorCode::AccessDeniedException,
+            "Only the key that registered a container instance may open its session.",
+        ));
+    }
+    Ok(Peer {
+        instance_arn: scope.container_instance_arn(&cluster, &instance_id),
+        cluster_arn: scope.cluster_arn(&cluster),
+        scope,
+        cluster,
+        instance_id,
+        access_key_id,
+    })
+}
+
+/// Sets the instance's `agentConnected`.
+pub async fn set_connected(
+    store: &dyn Store,
+    region: &str,
+    cluster: &str,
+    instance_id: &str,
+    connected: bool,
+) -> Result<(), ApiError> {
+    let key = keys::container_instance(region, cluster, instance_id);
+    state::write(store, |snapshot| {
+        let Some(found) = state::read::<InstanceRecord>(snapshot, &key)? else {
+            return Ok((None, ()));
+        };
+        let mut record = found.value;
+        if record.instance.agent_connected == Some(connected) {
+            return Ok((None, ()));
+        }
+        record.instance.agent_connected = Some(connected);
+        record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
+        let txn = berth_store::Txn::new()
+            .when(berth_store::Compare::unchanged(&key, found.mod_revision))
+            .put(&key, state::encode_record(&record)?);
+        Ok((Some(txn), ()))
+    })
+    .await
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|err| err.to_string())?;
+    socket
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
+    let (session, mut replaced) = app.sessions().open(&peer.instance_arn);
+    let store = app.store();
+    // Follow the change feed from before the first read, so that nothing between the
+    // full payload and the first delta is missed.
+    let mut feed = store.watch();
+    if let Err(err) = set_connected(
+        store.as_ref(),
+        &peer.scope.region,
+        &peer.cluster,
+        &peer.instance_id,
+        true,
+    )
+    .await
+    {
+        tracing::error!(instance = %peer.instance_arn, %err, "cannot mark the agent connected");
+    }
+    tracing::info!(instance = %peer.instance_arn, "agent session open");
+    let mut payloads = payload::Payloads::new(&peer.cluster_arn, &peer.instance_arn);
+    let outcome = serve(
+        &app,
+        &peer,
+        &mut socket,
+        &mut feed,
+        &mut payloads,
+        &mut replaced,
+    )
+    .await;
+    match &outcome {
+        Ok(()) => tracing::info!(instance = %peer.instance_arn, "agent session closed"),
+        Err(why) => tracing::warn!(instance = %peer.instance_arn, %why, "agent session lost"),
+    }
+    if app.sessions().close(&peer.instance_arn, session)
+        && let Err(err) = set_connected(
+            store.as_ref(),
+            &peer.scope.region,
+            &peer.cluster,
+            &peer.instance_id,
+            false,
+        )
+        .await
+    {
+        tracing::error!(instance = %peer.instance_arn, %err, "cannot mark the agent disconnected");
+    }
+}
+
+async fn serve(
+    app: &App,
+    peer: &Peer,
+    socket: &mut WebSocket,
+    feed: &mut tokio::sync::broadcast::Receiver<Arc<berth_store::ChangeBatch>>,
+    payloads: &mut payload::Payloads,
+    replaced: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let store = app.store();
+    let region = peer.scope.region.as_str();
+    let full = payloads
+        .full(store.as_ref(), region, &peer.cluster)
+        .await
+        .map_err(|e| e.message)?;
+    send(socket, &ServerMessage::PayloadMessage(full)).await?;
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
+    let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let task_prefix = keys::tasks(region, &peer.cluster);
+    loop {
+        tokio::select! {
+            _ = replaced.changed() => {
+                let close = berth_proto::CloseMessage { message: "a newer session of this instance replaced this one".into() };
+                let _ = send(socket, &ServerMessage::CloseMessage(close)).await;
+                return Ok(());
+            }
+            _ = tokio::time::sleep_until(deadline) => return Err("no message from the agent within the session timeout".into()),
+            _ = heartbeat.tick() => send(socket, &ServerMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await?,
+            batch = feed.recv() => {
+                let changed: Vec<TaskRecord> = match batch {
+                    Ok(batch) => batch
+                        .changes
+                        .iter()
+                        .filter_map(|change| match change {
+                            berth_store::Change::Put(kv) if kv.key.starts_with(&task_prefix) => {
+                                state::decode_record::<TaskRecord>(kv).ok()
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed changes: send the whole desired set again.
+                        let full = payloads.full(store.as_ref(), region, &peer.cluster).await.map_err(|e| e.message)?;
+                        send(socket, &ServerMessage::PayloadMessage(full)).await?;
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return Err("the store closed its change feed".into()),
+                };
+                let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
+                if let Some(delta) = payloads.delta(&snapshot, region, &changed).map_err(|e| e.message)? {
+                    send(socket, &ServerMessage::PayloadMessage(delta)).await?;
+                }
+            }
+            frame = socket.next() => {
+                deadline = tokio::time::Instant::now() + timeout;
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => return Err(err.to_string()),
+                };
+                let message: AgentMessage = match serde_json::from_str(text.as_str()) {
+                    Ok(message) => message,
+                    Err(err) => {
+                        let error = ErrorMessage { message: format!("undecodable message: {err}") };
+                        send(socket, &ServerMessage::ErrorMessage(error)).await?;
+                        continue;
+                    }
+                };
+                match message {
+                    AgentMessage::AckRequest(ack) => payloads.acknowledged(ack.seq_num),
+                    AgentMessage::HeartbeatMessage(_) => {}
+                    AgentMessage::TaskStateChange(change) => {
+                        let message_id = change.message_id.clone();
+                        if let Err(error) = apply_report(app, peer, &change).await {
+                            tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
+                            let transient = error.code == ErrorCode::ServerException;
+                            send(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
+                            // A store failure is worth retrying: leave it unacknowledged.
+                            if transient {
+                                continue;
+                            }
+                        }
+                        send(socket, &ServerMessage::StateChangeAck(StateChangeAck { message_id })).await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn apply_report(
+    app: &App,
+    peer: &Peer,
+    change: &berth_proto::TaskStateChange,
+) -> Result<(), ApiError> {
+    let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
+    let known = KnownState::from(change);
+    task_state::apply(
+        app.store().as_ref(),
+        &peer.scope,
+        &peer.cluster,
+        task_id,
+        peer.access_key_id.as_deref(),
+        Some(&peer.instance_arn),
+        &known,
+        now(),
+    )
+    .await
+}
+
+/// After a restart no agent is connected yet: clears every instance's
+/// `agentConnected` left over from the previous run.
+pub async fn reset_connections(store: &dyn Store) -> Result<(), ApiError> {
+    let snapshot = store.snapshot().await.map_err(state::store_error)?;
+    let mut stale = Vec::new();
+    for kv in snapshot.iter_prefix("/") {
+        if !kv.key.contains("/instance/") {
+            continue;
+        }
+        let record: InstanceRecord = state::decode_record(kv)?;
+        if record.instance.agent_connected == Some(true) {
+            // /{region}/instance/{cluster}/{id}
+            let mut parts = kv.key.trim_start_matches('/').splitn(4, '/');
+            if let (Some(region), Some(_), Some(cluster), Some(id)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            {
+                stale.push((region.to_string(), cluster.to_string(), id.to_string()));
+            }
+        }
+    }
+    let mut by_region: HashMap<String, usize> = HashMap::new();
+    for (region, cluster, id) in stale {
+        set_connected(store, &region, &cluster, &id, false).await?;
+        *by_region.entry(region).or_default() += 1;
+    }
+    for (region, count) in by_region {
+        tracing::info!(%region, count, "marked agents disconnected until they reconnect");
+    }
+    Ok(())
+}

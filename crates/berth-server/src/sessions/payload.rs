@@ -1,0 +1,160 @@
+//! Building the payloads of a session: the instance's desired tasks, each with its
+//! task definition and overrides applied, numbered in sequence.
+
+use std::collections::HashMap;
+
+use berth_model::ApiResult;
+use berth_model::task::{TaskStatus, apply_overrides};
+use berth_model::task_definition::NetworkMode;
+use berth_proto::{DesiredStatus, DesiredTask, PayloadMessage};
+use berth_store::{Snapshot, Store};
+
+use crate::api::task_definitions::TaskDefinitionRecord;
+use crate::state::records::TaskRecord;
+use crate::state::{self, keys};
+
+pub struct Payloads {
+    cluster_arn: String,
+    instance_arn: String,
+    seq_num: u64,
+    /// The desired status last sent for each task, so a change of known state alone
+    /// (which the agent itself reported) is not echoed back.
+    sent: HashMap<String, DesiredStatus>,
+    acknowledged: u64,
+}
+
+impl Payloads {
+    pub fn new(cluster_arn: &str, instance_arn: &str) -> Self {
+        Self {
+            cluster_arn: cluster_arn.to_string(),
+            instance_arn: instance_arn.to_string(),
+            seq_num: 0,
+            sent: HashMap::new(),
+            acknowledged: 0,
+        }
+    }
+
+    pub fn acknowledged(&mut self, seq_num: u64) {
+        self.acknowledged = self.acknowledged.max(seq_num);
+    }
+
+    fn message(&mut self, tasks: Vec<DesiredTask>, full_state: bool) -> PayloadMessage {
+        self.seq_num += 1;
+        PayloadMessage {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            seq_num: self.seq_num,
+            cluster_arn: self.cluster_arn.clone(),
+            container_instance_arn: self.instance_arn.clone(),
+            full_state,
+            tasks,
+            generated_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        }
+    }
+
+    /// Every task of the instance the agent should know about: those desired RUNNING
+    /// and those desired STOPPED that have not stopped yet.
+    pub async fn full(
+        &mut self,
+        store: &dyn Store,
+        region: &str,
+        cluster: &str,
+    ) -> ApiResult<PayloadMessage> {
+        let snapshot = store.snapshot().await.map_err(state::store_error)?;
+        let mut tasks = Vec::new();
+        self.sent.clear();
+        for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+            let record: TaskRecord = state::decode_record(kv)?;
+            if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn)
+                || record.is_stopped()
+            {
+                continue;
+            }
+            if let Some(task) = desired(&snapshot, region, &record)? {
+                self.sent.insert(task.task_arn.clone(), task.desired_status);
+                tasks.push(task);
+            }
+        }
+        Ok(self.message(tasks, true))
+    }
+
+    /// The tasks among `changed` whose desired state the agent has not been sent yet.
+    pub fn delta(
+        &mut self,
+        snapshot: &Snapshot,
+        region: &str,
+        changed: &[TaskRecord],
+    ) -> ApiResult<Option<PayloadMessage>> {
+        let mut tasks = Vec::new();
+        for record in changed {
+            if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn) {
+                continue;
+            }
+            let arn = record.task.task_arn.clone().unwrap_or_default();
+            let status = desired_status(record);
+            if self.sent.get(&arn) == Some(&status)
+                || record.is_stopped() && !self.sent.contains_key(&arn)
+            {
+                continue;
+            }
+            if let Some(task) = desired(snapshot, region, record)? {
+                self.sent.insert(arn, status);
+                tasks.push(task);
+            }
+        }
+        Ok((!tasks.is_empty()).then(|| self.message(tasks, false)))
+    }
+}
+
+fn desired_status(record: &TaskRecord) -> DesiredStatus {
+    if record.desired_status() == Some(TaskStatus::Stopped) {
+        DesiredStatus::Stopped
+    } else {
+        DesiredStatus::Running
+    }
+}
+
+/// The desired task for the agent, or None if its task definition is gone.
+fn desired(
+    snapshot: &Snapshot,
+    region: &str,
+    record: &TaskRecord,
+) -> ApiResult<Option<DesiredTask>> {
+    let definition_arn = record
+        .task
+        .task_definition_arn
+        .as_deref()
+        .unwrap_or_default();
+    let Some((family, revision)) = definition_arn
+        .rsplit_once("task-definition/")
+        .and_then(|(_, rest)| rest.rsplit_once(':'))
+        .and_then(|(family, revision)| Some((family, revision.parse::<i32>().ok()?)))
+    else {
+        return Ok(None);
+    };
+    let Some(found) = state::read::<TaskDefinitionRecord>(
+        snapshot,
+        &keys::task_definition(region, family, revision),
+    )?
+    else {
+        tracing::error!(task = ?record.task.task_arn, definition = definition_arn, "the task's definition is missing");
+        return Ok(None);
+    };
+    let definition = apply_overrides(&found.value.task_definition, record.task.overrides.as_ref())?;
+    // awsvpc runs as bridge (ports published at the container port) until tasks get
+    // their own network namespace.
+    let effective_network_mode = match definition.network_mode {
+        Some(NetworkMode::Awsvpc) => Some("bridge".to_string()),
+        other => other.map(|mode| mode.as_str().to_string()),
+    };
+    Ok(Some(DesiredTask {
+        task_arn: record.task.task_arn.clone().unwrap_or_default(),
+        cluster_arn: record.task.cluster_arn.clone().unwrap_or_default(),
+        desired_status: desired_status(record),
+        task_definition: definition,
+        stopped_reason: record.task.stopped_reason.clone(),
+        effective_network_mode,
+    }))
+}
