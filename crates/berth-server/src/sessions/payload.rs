@@ -93,10 +93,13 @@ impl Payloads {
                 continue;
             }
             let arn = record.task.task_arn.clone().unwrap_or_default();
+            if record.is_stopped() {
+                // The agent reported it stopped: there is nothing left to tell it.
+                self.sent.remove(&arn);
+                continue;
+            }
             let status = desired_status(record);
-            if self.sent.get(&arn) == Some(&status)
-                || record.is_stopped() && !self.sent.contains_key(&arn)
-            {
+            if self.sent.get(&arn) == Some(&status) {
                 continue;
             }
             if let Some(task) = desired(snapshot, region, record)? {
