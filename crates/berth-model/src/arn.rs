@@ -200,6 +200,33 @@ pub fn cluster_name(identifier: Option<&str>) -> ApiResult<String> {
     Ok(name.to_string())
 }
 
+/// The id of a resource of a cluster (a task, a container instance) that a request
+/// names: its ARN (`KIND/CLUSTER/ID`, or the old `KIND/ID` form) or the bare id. An
+/// ARN of another cluster or of another kind is refused, naming the identifier.
+pub fn cluster_resource_id<'a>(
+    kind: &str,
+    cluster: &str,
+    identifier: &'a str,
+) -> ApiResult<&'a str> {
+    let invalid = || ApiError::invalid_parameter(format!("Invalid {kind}: '{identifier}'."));
+    let Some(arn) = Arn::parse(identifier) else {
+        let bare = !identifier.is_empty() && !identifier.contains('/') && identifier.len() <= 64;
+        return if bare { Ok(identifier) } else { Err(invalid()) };
+    };
+    let (found_kind, rest) = arn.resource_type();
+    if found_kind != kind {
+        return Err(invalid());
+    }
+    match rest.rsplit_once('/') {
+        Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
+        Some(_) => Err(ApiError::invalid_parameter(format!(
+            "The {kind} '{identifier}' is not in cluster '{cluster}'."
+        ))),
+        None if !rest.is_empty() => Ok(rest),
+        None => Err(invalid()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +241,17 @@ mod tests {
         assert_eq!(cluster_name(None).ok().as_deref(), Some("default"));
         assert!(cluster_name(Some("bad name")).is_err());
         assert!(cluster_name(Some("arn:aws:ecs:r:a:service/c/s")).is_err());
+    }
+
+    #[test]
+    fn cluster_resources_are_named_by_arn_or_id() {
+        let scope = Scope::new("us-east-1", "123456789012");
+        let arn = scope.task_arn("c", "abc");
+        assert_eq!(cluster_resource_id("task", "c", &arn).ok(), Some("abc"));
+        assert_eq!(cluster_resource_id("task", "c", "abc").ok(), Some("abc"));
+        assert!(cluster_resource_id("task", "other", &arn).is_err());
+        assert!(cluster_resource_id("container-instance", "c", &arn).is_err());
+        assert!(cluster_resource_id("task", "c", "a/b").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! container instance record's `attributes` array, next to the attributes the agent
 //! registers, so placement reads one record per instance.
 
-use berth_model::arn::{Arn, cluster_name};
+use berth_model::arn::cluster_name;
 use berth_model::attribute::*;
 use berth_model::common::Attribute;
 use berth_model::pagination::{PageRequest, page};
@@ -12,25 +12,8 @@ use serde_json::Value;
 
 use super::Ctx;
 use super::clusters::read_active;
+use super::container_instances::instance_id;
 use crate::state::{self, keys};
-
-/// The instance id a target names: a container instance ARN of this cluster, or an id.
-fn instance_id<'t>(cluster: &str, target_id: &'t str) -> ApiResult<&'t str> {
-    let invalid = || ApiError::invalid_parameter(format!("Invalid targetId '{target_id}'."));
-    match Arn::parse(target_id) {
-        Some(arn) => match arn.resource_type() {
-            ("container-instance", rest) => match rest.split_once('/') {
-                Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
-                Some(_) => Err(target_not_found(target_id)),
-                None if !rest.is_empty() => Ok(rest),
-                None => Err(invalid()),
-            },
-            _ => Err(invalid()),
-        },
-        None if !target_id.is_empty() && !target_id.contains('/') => Ok(target_id),
-        None => Err(invalid()),
-    }
-}
 
 fn target_not_found(target_id: &str) -> ApiError {
     ApiError::new(

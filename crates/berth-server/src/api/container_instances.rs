@@ -1,7 +1,7 @@
 //! RegisterContainerInstance, DeregisterContainerInstance, DescribeContainerInstances,
 //! ListContainerInstances, UpdateContainerInstancesState, DiscoverPollEndpoint.
 
-use berth_model::arn::{Arn, cluster_name};
+use berth_model::arn::{cluster_name, cluster_resource_id};
 use berth_model::cluster::Cluster;
 use berth_model::common::Failure;
 use berth_model::container_instance::*;
@@ -19,25 +19,7 @@ pub const DRAINING: &str = "DRAINING";
 
 /// The instance id an identifier names: a container instance ARN (of `cluster`) or an id.
 pub fn instance_id<'a>(cluster: &str, identifier: &'a str) -> ApiResult<&'a str> {
-    let invalid =
-        || ApiError::invalid_parameter(format!("Invalid container instance: '{identifier}'."));
-    match Arn::parse(identifier) {
-        Some(arn) => match arn.resource_type() {
-            ("container-instance", rest) => match rest.rsplit_once('/') {
-                Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
-                Some(_) => Err(ApiError::invalid_parameter(format!(
-                    "Container instance '{identifier}' is not in cluster '{cluster}'."
-                ))),
-                None if !rest.is_empty() => Ok(rest),
-                None => Err(invalid()),
-            },
-            _ => Err(invalid()),
-        },
-        None if !identifier.is_empty() && !identifier.contains('/') && identifier.len() <= 64 => {
-            Ok(identifier)
-        }
-        None => Err(invalid()),
-    }
+    cluster_resource_id("container-instance", cluster, identifier)
 }
 
 pub fn read_instance(

@@ -1,7 +1,7 @@
 //! RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and the agents'
 //! SubmitTaskStateChange and SubmitContainerStateChange.
 
-use berth_model::arn::{Arn, cluster_name};
+use berth_model::arn::{cluster_name, cluster_resource_id};
 use berth_model::common::{Failure, Tag};
 use berth_model::container_instance::{fits, remaining};
 use berth_model::pagination::{PageRequest, page};
@@ -21,24 +21,7 @@ use crate::state::{self, Versioned, keys};
 
 /// The task id an identifier names: a task ARN (of `cluster`) or an id.
 pub fn task_id<'a>(cluster: &str, identifier: &'a str) -> ApiResult<&'a str> {
-    let invalid = || ApiError::invalid_parameter(format!("Invalid task: '{identifier}'."));
-    match Arn::parse(identifier) {
-        Some(arn) => match arn.resource_type() {
-            ("task", rest) => match rest.rsplit_once('/') {
-                Some((in_cluster, id)) if in_cluster == cluster && !id.is_empty() => Ok(id),
-                Some(_) => Err(ApiError::invalid_parameter(format!(
-                    "Task '{identifier}' is not in cluster '{cluster}'."
-                ))),
-                None if !rest.is_empty() => Ok(rest),
-                None => Err(invalid()),
-            },
-            _ => Err(invalid()),
-        },
-        None if !identifier.is_empty() && !identifier.contains('/') && identifier.len() <= 64 => {
-            Ok(identifier)
-        }
-        None => Err(invalid()),
-    }
+    cluster_resource_id("task", cluster, identifier)
 }
 
 /// The task definition a RunTask or StartTask names; it must be ACTIVE.
@@ -165,9 +148,8 @@ struct Candidate {
     touched: bool,
 }
 
-fn candidate(region: &str, cluster: &str, kv: &berth_store::KeyValue) -> ApiResult<Candidate> {
+fn candidate(kv: &berth_store::KeyValue) -> ApiResult<Candidate> {
     let record: InstanceRecord = state::decode_record(kv)?;
-    let _ = (region, cluster);
     Ok(Candidate {
         key: kv.key.clone(),
         mod_revision: kv.mod_revision,
@@ -208,35 +190,51 @@ fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'sta
     Ok(())
 }
 
-/// The transaction writing new tasks and the instances they took resources from,
-/// conditional on everything the decision read.
-fn placement_txn(
+/// The records a placement decision read, besides the instances.
+struct Read<'k> {
+    cluster_revision: i64,
+    definition_key: &'k str,
+    definition_revision: i64,
+}
+
+/// The answer to RunTask or StartTask, and the transaction writing the new tasks and
+/// the instances they took resources from, conditional on everything the decision read.
+fn placement_decision(
     ctx: &Ctx<'_>,
     cluster: &str,
-    cluster_revision: i64,
-    definition_key: &str,
-    definition_revision: i64,
+    read: &Read<'_>,
     candidates: &[Candidate],
-    tasks: &[TaskRecord],
-) -> ApiResult<Txn> {
+    tasks: Vec<TaskRecord>,
+    failures: Vec<Failure>,
+) -> ApiResult<state::Decision<RunTaskResponse>> {
+    let response = RunTaskResponse {
+        tasks: tasks.iter().map(|t| t.task.clone()).collect(),
+        failures,
+    };
+    if tasks.is_empty() {
+        return Ok((None, response));
+    }
     let mut txn = Txn::new()
         .when(Compare::unchanged(
             keys::cluster(ctx.region(), cluster),
-            cluster_revision,
+            read.cluster_revision,
         ))
-        .when(Compare::unchanged(definition_key, definition_revision));
+        .when(Compare::unchanged(
+            read.definition_key,
+            read.definition_revision,
+        ));
     for candidate in candidates.iter().filter(|c| c.touched) {
         txn = txn
             .when(Compare::unchanged(&candidate.key, candidate.mod_revision))
             .put(&candidate.key, state::encode_record(&candidate.record)?);
     }
-    for task in tasks {
+    for task in &tasks {
         let key = keys::task(ctx.region(), cluster, task.id());
         txn = txn
             .when(Compare::absent(&key))
             .put(key, state::encode_record(task)?);
     }
-    Ok(txn)
+    Ok((Some(txn), response))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -338,7 +336,7 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
         )?;
         let mut candidates = Vec::new();
         for kv in snapshot.iter_prefix(&keys::container_instances(ctx.region(), &cluster)) {
-            let candidate = candidate(ctx.region(), &cluster, kv)?;
+            let candidate = candidate(kv)?;
             if placeable(&candidate) {
                 candidates.push(candidate);
             }
@@ -379,23 +377,12 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
                 }
             }
         }
-        let response = RunTaskResponse {
-            tasks: tasks.iter().map(|t| t.task.clone()).collect(),
-            failures,
+        let read = Read {
+            cluster_revision: cluster_record.mod_revision,
+            definition_key: &definition_key,
+            definition_revision: definition.mod_revision,
         };
-        if tasks.is_empty() {
-            return Ok((None, response));
-        }
-        let txn = placement_txn(
-            ctx,
-            &cluster,
-            cluster_record.mod_revision,
-            &definition_key,
-            definition.mod_revision,
-            &candidates,
-            &tasks,
-        )?;
-        Ok((Some(txn), response))
+        placement_decision(ctx, &cluster, &read, &candidates, tasks, failures)
     })
     .await
 }
@@ -478,23 +465,12 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
                 })),
             }
         }
-        let response = RunTaskResponse {
-            tasks: tasks.iter().map(|t| t.task.clone()).collect(),
-            failures,
+        let read = Read {
+            cluster_revision: cluster_record.mod_revision,
+            definition_key: &definition_key,
+            definition_revision: definition.mod_revision,
         };
-        if tasks.is_empty() {
-            return Ok((None, response));
-        }
-        let txn = placement_txn(
-            ctx,
-            &cluster,
-            cluster_record.mod_revision,
-            &definition_key,
-            definition.mod_revision,
-            &candidates,
-            &tasks,
-        )?;
-        Ok((Some(txn), response))
+        placement_decision(ctx, &cluster, &read, &candidates, tasks, failures)
     })
     .await
 }
