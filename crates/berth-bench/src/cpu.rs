@@ -76,6 +76,15 @@ impl Snapshot {
     }
 }
 
+/// Cores kept busy by other processes over `period`, measured now: whether the machine
+/// is quiet enough to measure on.
+pub async fn quiet_check(period: std::time::Duration) -> Option<f64> {
+    let before = Snapshot::take(None)?;
+    tokio::time::sleep(period).await;
+    let after = Snapshot::take(None)?;
+    before.usage_until(&after).map(|u| u.other)
+}
+
 /// (all ticks, busy ticks) from the aggregate `cpu ...` line of /proc/stat.
 fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
     let mut fields = line.split_whitespace();

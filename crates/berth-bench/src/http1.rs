@@ -7,7 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Response heads larger than this are refused.
@@ -16,9 +16,10 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 const MAX_HEADERS: usize = 32;
 
-/// One keep-alive connection.
-pub struct Connection {
-    stream: TcpStream,
+/// One keep-alive connection, over TCP unless told otherwise (the Docker engine's API
+/// is HTTP on a Unix socket).
+pub struct Connection<S = TcpStream> {
+    stream: S,
     /// The bytes read for the current response.
     buf: Vec<u8>,
     /// The decoded body of a chunked response.
@@ -44,15 +45,22 @@ fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
-impl Connection {
+impl Connection<TcpStream> {
     pub async fn open(address: SocketAddr) -> io::Result<Self> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
-        Ok(Self {
+        Ok(Self::over(stream))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// A connection over an already connected stream.
+    pub fn over(stream: S) -> Self {
+        Self {
             stream,
             buf: Vec::with_capacity(16 * 1024),
             chunked: Vec::new(),
-        })
+        }
     }
 
     /// Sends `request` (a complete HTTP/1.1 request) and reads its response.

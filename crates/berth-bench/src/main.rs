@@ -1,15 +1,25 @@
 //! `berth-bench`: benchmarks of berth, printed as Markdown for BENCHMARKS.md.
 //!
-//! `berth-bench api` measures the control plane's ECS API: it starts a fresh
-//! `berth server` (or uses `--endpoint`), then drives each operation at each
-//! concurrency level with SigV4-signed requests over keep-alive connections.
+//! - `berth-bench api` measures the control plane's ECS API: it starts a fresh
+//!   `berth server` (or uses `--endpoint`), then drives each operation at each
+//!   concurrency level with SigV4-signed requests over keep-alive connections.
+//! - `berth-bench tasks` measures RunTask to RUNNING against `berth up`, next to
+//!   `docker run -d` and the Docker Engine API on the same engine.
+//! - `berth-bench agent-memory` measures a `berth agent`'s resident memory, idle and
+//!   with many running tasks.
 
+mod agent_memory;
 mod cpu;
+mod docker;
+mod ecs;
 mod http1;
 mod load;
+mod memory;
 mod report;
 mod server;
 mod signer;
+mod stats;
+mod tasks;
 mod workload;
 
 use std::fmt::Write as _;
@@ -44,6 +54,11 @@ enum Command {
     /// Load the control plane's ECS API: DescribeClusters and RegisterTaskDefinition
     /// at each concurrency level, every request SigV4-signed.
     Api(ApiArgs),
+    /// Time from RunTask to RUNNING of a one-container task on `berth up`, next to
+    /// `docker run -d` and the Docker Engine API starting the same container.
+    Tasks(tasks::TasksArgs),
+    /// Resident memory of a `berth agent` process, idle and with many running tasks.
+    AgentMemory(agent_memory::AgentMemoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +119,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Api(args) => api(args),
+        Command::Tasks(args) => tasks::run(args),
+        Command::AgentMemory(args) => agent_memory::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -144,12 +161,7 @@ fn api(args: ApiArgs) -> anyhow::Result<bool> {
             format!("server at {url} (not started by the benchmark)"),
         ),
         _ => {
-            let binary = match &args.berth {
-                Some(path) => path.clone(),
-                None => std::env::current_exe()
-                    .context("cannot find this executable")?
-                    .with_file_name("berth"),
-            };
+            let binary = berth_binary(args.berth.as_deref())?;
             let version = berth_version(&binary);
             let key = AccessKey::generate();
             eprintln!("berth-bench: starting {} server", binary.display());
@@ -282,6 +294,16 @@ fn api(args: ApiArgs) -> anyhow::Result<bool> {
         }
     }
     Ok(clean)
+}
+
+/// The berth binary: `path`, or `berth` next to this executable.
+fn berth_binary(path: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    match path {
+        Some(path) => Ok(path.to_path_buf()),
+        None => Ok(std::env::current_exe()
+            .context("cannot find this executable")?
+            .with_file_name("berth")),
+    }
 }
 
 /// "berth 0.1.0", from `berth --version`.

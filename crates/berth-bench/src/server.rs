@@ -1,5 +1,8 @@
-//! A `berth server` started for the benchmark: a fresh data directory, a generated
-//! access key, an ephemeral port read from its stdout. Killed when dropped.
+//! berth processes started for a benchmark. A control plane (`berth server`, or
+//! `berth up` with its in-process agent): a fresh data directory, a generated access
+//! key, an ephemeral port read from its stdout. A separate `berth agent`. Each is
+//! killed when dropped (the containers of its tasks keep running: the benchmarks
+//! remove those themselves).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -31,19 +34,25 @@ impl ServerProcess {
     /// Starts `berth server` from `binary` with its data under a new directory in
     /// `parent` (the system's temporary directory if `None`).
     pub fn start(binary: &Path, parent: Option<&Path>, key: &AccessKey) -> anyhow::Result<Self> {
-        let dir = match parent {
-            Some(parent) => tempfile::Builder::new()
-                .prefix("berth-bench-")
-                .tempdir_in(parent),
-            None => tempfile::Builder::new().prefix("berth-bench-").tempdir(),
-        }
-        .context("cannot create the server's data directory")?;
+        Self::start_as(binary, "server", &[], parent, key)
+    }
+
+    /// Starts `berth SUBCOMMAND` (`server` or `up`) with `extra` arguments.
+    pub fn start_as(
+        binary: &Path,
+        subcommand: &str,
+        extra: &[&str],
+        parent: Option<&Path>,
+        key: &AccessKey,
+    ) -> anyhow::Result<Self> {
+        let dir = temp_dir(parent)?;
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
         let stderr = File::create(&log).context("cannot create the server log")?;
 
         let mut child = Command::new(binary)
-            .arg("server")
+            .arg(subcommand)
+            .args(extra)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -88,18 +97,15 @@ impl ServerProcess {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     bail!(
-                        "berth server printed no address within {}s; its log:\n{}",
+                        "berth {subcommand} printed no address within {}s; its log:\n{}",
                         START_TIMEOUT.as_secs(),
                         server.log_tail(40)
                     );
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server
-                        .child
-                        .wait()
-                        .context("cannot wait for berth server")?;
+                    let status = server.child.wait().context("cannot wait for berth")?;
                     bail!(
-                        "berth server exited ({status}) before it listened; its log:\n{}",
+                        "berth {subcommand} exited ({status}) before it listened; its log:\n{}",
                         server.log_tail(40)
                     );
                 }
@@ -126,13 +132,92 @@ impl ServerProcess {
 
     /// The last `lines` lines of the server's stderr.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 }
 
 impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(parent: Option<&Path>) -> anyhow::Result<TempDir> {
+    match parent {
+        Some(parent) => tempfile::Builder::new()
+            .prefix("berth-bench-")
+            .tempdir_in(parent),
+        None => tempfile::Builder::new().prefix("berth-bench-").tempdir(),
+    }
+    .context("cannot create a data directory")
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A `berth agent` process with its own data directory.
+pub struct AgentProcess {
+    child: Child,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl AgentProcess {
+    /// Starts `berth agent` joining `cluster` at `endpoint`, with `extra` arguments.
+    pub fn start(
+        binary: &Path,
+        endpoint: &str,
+        cluster: &str,
+        key: &AccessKey,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = temp_dir(None)?;
+        let log = dir.path().join("agent.log");
+        let stderr = File::create(&log).context("cannot create the agent log")?;
+        let child = Command::new(binary)
+            .arg("agent")
+            .arg("--endpoint")
+            .arg(endpoint)
+            .arg("--cluster")
+            .arg(cluster)
+            .arg("--data-dir")
+            .arg(dir.path().join("agent"))
+            .arg("--access-key")
+            .arg(key.to_string())
+            .args(extra)
+            .env_remove("BERTH_ENDPOINT")
+            .env_remove("BERTH_CLUSTER")
+            .env_remove("BERTH_AGENT_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {} agent", binary.display()))?;
+        Ok(Self {
+            child,
+            log,
+            _dir: dir,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log, lines)
+    }
+}
+
+impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -10,6 +10,7 @@ pub mod container_instance;
 pub mod decode;
 pub mod error;
 pub mod pagination;
+pub mod service;
 pub mod tagging;
 pub mod task;
 pub mod task_definition;

@@ -63,6 +63,9 @@ impl App {
     pub fn sessions(&self) -> &SessionHub {
         &self.sessions
     }
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 /// The router of the ECS endpoint.

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod controllers;
 pub mod http;
 pub mod protocol;
 pub mod sessions;
@@ -31,8 +32,15 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // No agent is connected to a server that just started.
+    if let Err(err) = sessions::reset_connections(store.as_ref()).await {
+        tracing::error!(%err, "cannot reset the agents' connection state");
+    }
     let app = App::new(store, config);
-    axum::serve(listener, router(app))
+    let controller = tokio::spawn(controllers::services::run(Arc::clone(&app)));
+    let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    controller.abort();
+    served
 }

@@ -5,6 +5,7 @@ mod account_settings;
 mod attributes;
 pub mod clusters;
 pub mod container_instances;
+pub mod services;
 mod tagging;
 pub mod task_definitions;
 pub mod task_state;
@@ -119,6 +120,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> 
         "ListTasks" => tasks::list_tasks,
         "SubmitTaskStateChange" => tasks::submit_task_state_change,
         "SubmitContainerStateChange" => tasks::submit_container_state_change,
+        "CreateService" => services::create_service,
+        "UpdateService" => services::update_service,
+        "DeleteService" => services::delete_service,
+        "DescribeServices" => services::describe_services,
+        "ListServices" => services::list_services,
         "PutAccountSetting" => account_settings::put_account_setting,
         "PutAccountSettingDefault" => account_settings::put_account_setting_default,
         "DeleteAccountSetting" => account_settings::delete_account_setting,

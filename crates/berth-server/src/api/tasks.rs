@@ -25,7 +25,7 @@ pub fn task_id<'a>(cluster: &str, identifier: &'a str) -> ApiResult<&'a str> {
 }
 
 /// The task definition a RunTask or StartTask names; it must be ACTIVE.
-fn runnable_definition(
+pub(crate) fn runnable_definition(
     ctx: &Ctx<'_>,
     snapshot: &Snapshot,
     text: &str,
@@ -51,7 +51,7 @@ fn runnable_definition(
 }
 
 /// Everything a new task needs besides where it runs.
-struct Launch<'r> {
+pub(crate) struct Launch<'r> {
     definition: &'r TaskDefinition,
     effective: TaskDefinition,
     need: TaskResources,
@@ -136,16 +136,17 @@ impl Launch<'_> {
             task,
             reserved: self.need.clone(),
             released: false,
+            accounted: false,
         }
     }
 }
 
 /// An instance being considered, with what it has left as tasks are placed on it.
-struct Candidate {
-    key: String,
-    mod_revision: i64,
-    record: InstanceRecord,
-    touched: bool,
+pub(crate) struct Candidate {
+    pub key: String,
+    pub mod_revision: i64,
+    pub record: InstanceRecord,
+    pub touched: bool,
 }
 
 fn candidate(kv: &berth_store::KeyValue) -> ApiResult<Candidate> {
@@ -191,15 +192,15 @@ fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'sta
 }
 
 /// The records a placement decision read, besides the instances.
-struct Read<'k> {
-    cluster_revision: i64,
-    definition_key: &'k str,
-    definition_revision: i64,
+pub(crate) struct Read<'k> {
+    pub cluster_revision: i64,
+    pub definition_key: &'k str,
+    pub definition_revision: i64,
 }
 
 /// The answer to RunTask or StartTask, and the transaction writing the new tasks and
 /// the instances they took resources from, conditional on everything the decision read.
-fn placement_decision(
+pub(crate) fn placement_decision(
     ctx: &Ctx<'_>,
     cluster: &str,
     read: &Read<'_>,
@@ -238,7 +239,7 @@ fn placement_decision(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch<'r>(
+pub(crate) fn launch<'r>(
     definition: &'r TaskDefinition,
     overrides: Option<&TaskOverride>,
     launch_type: Option<LaunchType>,
@@ -307,6 +308,66 @@ fn with_propagated_tags(
     tags
 }
 
+/// The cluster's instances that can take tasks now (ACTIVE, agent connected).
+pub(crate) fn placeable_instances(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+) -> ApiResult<Vec<Candidate>> {
+    let mut candidates = Vec::new();
+    for kv in snapshot.iter_prefix(&keys::container_instances(region, cluster)) {
+        let candidate = candidate(kv)?;
+        if placeable(&candidate) {
+            candidates.push(candidate);
+        }
+    }
+    Ok(candidates)
+}
+
+/// Places `count` tasks first-fit, in instance order (the placement engine replaces
+/// this), taking their resources from the candidates. Returns the tasks placed and,
+/// for each task that could not be, every instance's reasons.
+pub(crate) fn first_fit(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    launch: &Launch<'_>,
+    count: i32,
+    candidates: &mut [Candidate],
+) -> (Vec<TaskRecord>, Vec<Failure>) {
+    let mut tasks = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    for _ in 0..count {
+        let mut reasons = Vec::new();
+        let mut placed = false;
+        for candidate in candidates.iter_mut() {
+            match take(candidate, &launch.need) {
+                Ok(()) => {
+                    tasks.push(launch.task(ctx, cluster, &arn_of(candidate)));
+                    placed = true;
+                    break;
+                }
+                Err(why) => reasons.push((arn_of(candidate), why)),
+            }
+        }
+        if placed {
+            continue;
+        }
+        for (arn, why) in reasons {
+            for reason in why {
+                let failure = Failure {
+                    arn: Some(arn.clone()),
+                    reason: Some(reason.to_string()),
+                    detail: None,
+                };
+                if !failures.contains(&failure) {
+                    failures.push(failure);
+                }
+            }
+        }
+    }
+    (tasks, failures)
+}
+
 pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
     let cluster = cluster_name(req.cluster.as_deref())?;
     let count = req.count.unwrap_or(1);
@@ -334,49 +395,13 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             tags,
             req.enable_execute_command.unwrap_or(false),
         )?;
-        let mut candidates = Vec::new();
-        for kv in snapshot.iter_prefix(&keys::container_instances(ctx.region(), &cluster)) {
-            let candidate = candidate(kv)?;
-            if placeable(&candidate) {
-                candidates.push(candidate);
-            }
-        }
+        let mut candidates = placeable_instances(snapshot, ctx.region(), &cluster)?;
         if candidates.is_empty() {
             return Err(ApiError::invalid_parameter(
                 "No Container Instances were found in your cluster.",
             ));
         }
-        // First fit, in instance order; the placement engine replaces this.
-        let mut tasks = Vec::new();
-        let mut failures: Vec<Failure> = Vec::new();
-        for _ in 0..count {
-            let mut placed = false;
-            let mut reasons = Vec::new();
-            for candidate in candidates.iter_mut() {
-                match take(candidate, &launch.need) {
-                    Ok(()) => {
-                        tasks.push(launch.task(ctx, &cluster, &arn_of(candidate)));
-                        placed = true;
-                        break;
-                    }
-                    Err(why) => reasons.push((arn_of(candidate), why)),
-                }
-            }
-            if !placed {
-                for (arn, why) in reasons {
-                    for reason in why {
-                        let failure = Failure {
-                            arn: Some(arn.clone()),
-                            reason: Some(reason.to_string()),
-                            detail: None,
-                        };
-                        if !failures.contains(&failure) {
-                            failures.push(failure);
-                        }
-                    }
-                }
-            }
-        }
+        let (tasks, failures) = first_fit(ctx, &cluster, &launch, count, &mut candidates);
         let read = Read {
             cluster_revision: cluster_record.mod_revision,
             definition_key: &definition_key,

@@ -28,6 +28,10 @@ pub struct TaskRecord {
     /// Whether the reservation was given back (once the task STOPPED).
     #[serde(rename = "berthReleased", default)]
     pub released: bool,
+    /// Whether the service scheduler has counted this stopped task (as a failure or a
+    /// replacement), so that it counts it once.
+    #[serde(rename = "berthAccounted", default)]
+    pub accounted: bool,
 }
 
 impl TaskRecord {

@@ -8,6 +8,8 @@
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,12 +58,17 @@ impl<T> Require<T> for Option<T> {
     }
 }
 
-/// A running `berth server` on its own temporary data directory.
+/// A running `berth server` (or `berth up`) on its own temporary data directory.
 pub struct BerthServer {
     child: Option<Child>,
     /// Holds `data/` (the server's data directory) and `server.log` (its stderr).
     work: TempDir,
-    /// The arguments after `server --listen 127.0.0.1:0 --data-dir DIR`.
+    /// `server`, or `up` (the control plane with an agent in the same process).
+    subcommand: &'static str,
+    /// `--listen`: `127.0.0.1:0` (a new port at every start), or a pinned port that
+    /// restarts keep (so that agents find the control plane again).
+    listen: String,
+    /// The arguments after `SUBCOMMAND --listen ADDR --data-dir DIR`.
     args: Vec<String>,
     addr: SocketAddr,
     /// The stdout lines printed before the listen line, of the latest start.
@@ -76,12 +83,7 @@ impl BerthServer {
 
     /// Starts a server that accepts the test access key, with extra arguments.
     pub fn start_with(args: &[&str]) -> TestResult<Self> {
-        let mut all = vec![
-            "--access-key".to_string(),
-            format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        Self::launch(all)
+        Self::launch(with_test_key(args))
     }
 
     /// Starts a server with exactly these extra arguments (no test access key).
@@ -89,11 +91,31 @@ impl BerthServer {
         Self::launch(args.iter().map(|a| a.to_string()).collect())
     }
 
+    /// Starts a server that accepts the test access key on a port of its own that
+    /// [`BerthServer::restart`] keeps, so that agents reconnect to the restarted server.
+    pub fn start_pinned(args: &[&str]) -> TestResult<Self> {
+        let listen = format!("127.0.0.1:{}", docker::free_port()?);
+        Self::launch_as("server", listen, with_test_key(args))
+    }
+
+    /// Starts `berth up` (control plane and an agent for the local Docker engine, in
+    /// one process) with exactly these extra arguments.
+    pub fn start_up(args: &[&str]) -> TestResult<Self> {
+        let listen = format!("127.0.0.1:{}", docker::free_port()?);
+        Self::launch_as("up", listen, args.iter().map(|a| a.to_string()).collect())
+    }
+
     fn launch(args: Vec<String>) -> TestResult<Self> {
+        Self::launch_as("server", "127.0.0.1:0".to_string(), args)
+    }
+
+    fn launch_as(subcommand: &'static str, listen: String, args: Vec<String>) -> TestResult<Self> {
         let work = tempfile::Builder::new().prefix("berth-e2e-").tempdir()?;
         let mut server = Self {
             child: None,
             work,
+            subcommand,
+            listen,
             args,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             startup_lines: Vec::new(),
@@ -109,8 +131,8 @@ impl BerthServer {
             .append(true)
             .open(self.log_path())?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("server")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.subcommand)
+            .args(["--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.args)
             .env_remove("BERTH_LISTEN")
@@ -258,8 +280,8 @@ impl BerthServer {
     }
 
     /// Starts the server again on the same data directory with the same arguments
-    /// (stopping it with SIGTERM first if it still runs). The port changes: make new
-    /// clients afterwards.
+    /// (stopping it with SIGTERM first if it still runs). The port changes (unless it
+    /// is pinned): make new clients afterwards.
     pub fn restart(&mut self) -> TestResult {
         if self.child.is_some() {
             self.stop()?;
@@ -363,6 +385,16 @@ impl Drop for BerthServer {
             let _ = child.wait();
         }
     }
+}
+
+/// `--access-key` with the test key, then `args`.
+fn with_test_key(args: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "--access-key".to_string(),
+        format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
 }
 
 /// Forwards the child's stdout line by line, and keeps draining it after the

@@ -1,0 +1,23 @@
+//! berth's task placement engine and the ECS cluster query language. Pure: no
+//! I/O, no clock; the caller builds [`InstanceView`]s from the store, and the
+//! same inputs and seed always give the same placements.
+//!
+//! - [`query`]: the cluster query language (`memberOf` expressions,
+//!   ListContainerInstances' `filter`): [`Expression`] and [`filter`];
+//! - [`model`]: [`InstanceView`], what placement and queries read of an instance;
+//! - [`place`](mod@place): [`place()`], where the tasks of a request go, and why
+//!   not when they cannot;
+//! - [`validate`]: the rules of placement constraints and strategies.
+
+pub mod model;
+pub mod place;
+pub mod query;
+pub mod validate;
+
+pub use model::{InstanceView, Remaining};
+pub use place::{
+    AGENT, DISTINCT_INSTANCE, INACTIVE, MEMBER_OF, PlacementFailure, PlacementRequest,
+    PlacementResult, place,
+};
+pub use query::{Expression, QueryError, QueryTarget, filter};
+pub use validate::{validate_constraints, validate_expression, validate_strategies};
