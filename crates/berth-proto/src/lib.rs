@@ -98,6 +98,12 @@ pub struct DesiredTask {
     /// The network mode the agent realizes (awsvpc runs as bridge for now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_network_mode: Option<String>,
+    /// The task's lastStatus as the control plane knows it. An agent that is sent a
+    /// task it has no containers of, which the control plane knows already started,
+    /// lost those containers (removed while it was away): it reports the task stopped
+    /// instead of running its containers a second time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_status: Option<TaskStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

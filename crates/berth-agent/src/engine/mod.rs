@@ -27,7 +27,9 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use berth_proto::{DesiredStatus, DesiredTask, StopCode, TaskStateChange, labels};
+use berth_proto::{
+    DesiredStatus, DesiredTask, StopCode, TaskStateChange, TaskStatus as ProtoTaskStatus, labels,
+};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
@@ -39,6 +41,12 @@ use model::{Now, TaskModel};
 use runner::{TaskHandle, TaskInput};
 
 use crate::runtime::{ContainerState, PullPolicy, Runtime, RuntimeError, RuntimeEvent};
+
+/// The reason of a container that is gone from the host although its task ran.
+pub const CONTAINER_VANISHED: &str =
+    "CannotInspectContainerError: the container no longer exists on the container instance";
+/// The stoppedReason of a task whose containers are gone from the host.
+pub const TASK_VANISHED: &str = "The task's containers no longer exist on the container instance";
 
 /// The stoppedReason of a task the control plane no longer lists for this instance.
 pub const NOT_DESIRED: &str = "Task is no longer assigned to this container instance";
@@ -164,6 +172,17 @@ impl TaskEngine {
             if let Some(cause) = stop {
                 // Never started here: it stops at once, and says so.
                 model.request_stop(cause);
+            } else if desired
+                .known_status
+                .is_some_and(|status| status >= ProtoTaskStatus::Running)
+            {
+                // It ran here before, but none of its containers is left (they were
+                // removed while the agent was away): ECS runs a task's containers once.
+                for container in &mut model.containers {
+                    container.fail(CONTAINER_VANISHED);
+                }
+                model.request_stop(StopCause::new(TASK_VANISHED, None));
+                tracing::warn!(task = %desired.task_arn, "the task's containers no longer exist");
             }
             tracing::info!(task = %desired.task_arn, "task assigned");
             let handle = runner::spawn(model, shared.clone(), false);

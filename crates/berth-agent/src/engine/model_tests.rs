@@ -41,6 +41,7 @@ fn model(definition: serde_json::Value) -> Result<TaskModel, serde_json::Error> 
         task_definition: serde_json::from_value(definition)?,
         stopped_reason: None,
         effective_network_mode: None,
+        known_status: None,
     };
     Ok(TaskModel::from_desired(&desired, "i", &Defaults::default()))
 }
@@ -172,6 +173,7 @@ fn an_adopted_container_keeps_its_identity_when_the_definition_comes() -> TestRe
         }))?,
         stopped_reason: None,
         effective_network_mode: None,
+        known_status: None,
     };
     t.attach_definition(&desired, "i", &Defaults::default());
     let app = t.container("app").ok_or("no app")?;

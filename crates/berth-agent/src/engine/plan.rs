@@ -384,15 +384,10 @@ pub fn derived_status(task: &TaskModel) -> TaskStatus {
             TaskStatus::Stopping
         }
     } else if !task.definition_known {
-        if task
-            .containers
-            .iter()
-            .any(|c| matches!(c.phase, Phase::Running | Phase::Stopping))
-        {
-            TaskStatus::Running
-        } else {
-            TaskStatus::Pending
-        }
+        // An adopted task whose definition has not arrived yet: which of its
+        // containers are still to be created is unknown, so it is not RUNNING yet
+        // (the control plane keeps a RUNNING it already knows).
+        TaskStatus::Pending
     } else if !task.containers.is_empty()
         && task
             .containers

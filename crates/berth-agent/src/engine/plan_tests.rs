@@ -19,6 +19,7 @@ fn task(definition: serde_json::Value) -> Result<TaskModel, serde_json::Error> {
         task_definition: serde_json::from_value(definition)?,
         stopped_reason: None,
         effective_network_mode: None,
+        known_status: None,
     };
     Ok(TaskModel::from_desired(
         &desired,
@@ -798,8 +799,9 @@ fn an_adopted_task_is_only_watched_until_its_definition_comes() -> TestResult {
         now,
     );
     assert!(next_actions(&mut t, now).is_empty());
-    assert_eq!(t.status, TaskStatus::Running);
-    assert_eq!(t.started_at, Some(now.epoch));
+    // Until its definition comes, which containers are still to start is unknown.
+    assert_eq!(t.status, TaskStatus::Pending);
+    assert_eq!(t.started_at, None);
     // Without the definition, the last exit ends it, but nothing is removed yet.
     exit(&mut t, "app", 2, now);
     assert!(next_actions(&mut t, now).is_empty());
@@ -828,6 +830,7 @@ fn an_adopted_task_given_its_definition_goes_on() -> TestResult {
         task_definition: serde_json::from_value(definition)?,
         stopped_reason: None,
         effective_network_mode: None,
+        known_status: None,
     };
     let mut t = TaskModel::adopted(
         &desired.task_arn,
@@ -848,7 +851,7 @@ fn an_adopted_task_given_its_definition_goes_on() -> TestResult {
     let _ = next_actions(&mut t, now);
     t.attach_definition(&desired, "instance", &Defaults::default());
     assert!(t.definition_known && t.cleanup_allowed);
-    assert_eq!(t.status, TaskStatus::Running);
+    assert_eq!(t.status, TaskStatus::Pending);
     // The container the agent had not created yet is pulled, created and started; the
     // others are left alone.
     assert_eq!(step(&mut t, now), ["pull late"]);

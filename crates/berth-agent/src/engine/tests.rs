@@ -47,6 +47,7 @@ fn desired(task: &str, definition: serde_json::Value) -> Result<DesiredTask, ser
         task_definition: serde_json::from_value(definition)?,
         stopped_reason: None,
         effective_network_mode: None,
+        known_status: None,
     })
 }
 
@@ -538,10 +539,8 @@ async fn a_dependency_that_misses_its_start_timeout_fails_the_task() -> TestResu
     let begin = Instant::now();
     let stopped = h.wait_status("t1", TaskStatus::Stopped).await?;
     let waited = Instant::now() - begin;
-    assert!(
-        waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
-        "{waited:?}"
-    );
+    // The dependency had its whole start timeout (virtual time: the clock is paused).
+    assert!(waited >= Duration::from_secs(10), "{waited:?}");
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
     let reason = stopped.reason.unwrap_or_default();
     assert!(reason.contains("within 10s"), "{reason}");
@@ -911,7 +910,8 @@ async fn a_restarted_agent_adopts_its_tasks_without_restarting_them() -> TestRes
     let adopted = second.engine.adopt().await?;
     assert_eq!(adopted, vec![task_arn("t1")]);
     let report = second.wait_for("t1", "the adopted state", |_| true).await?;
-    assert_eq!(report.status, TaskStatus::Running);
+    // Not RUNNING before the definition says which containers are still to start.
+    assert_eq!(report.status, TaskStatus::Pending);
     let app = container(&report, "app")?;
     assert_eq!(app.status, ContainerStatus::Running);
     assert_eq!(app.runtime_id, container(&before, "app")?.runtime_id);

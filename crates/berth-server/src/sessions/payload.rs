@@ -159,5 +159,20 @@ fn desired(
         task_definition: definition,
         stopped_reason: record.task.stopped_reason.clone(),
         effective_network_mode,
+        known_status: record.task.last_status.as_deref().and_then(known_status),
     }))
+}
+
+fn known_status(text: &str) -> Option<berth_proto::TaskStatus> {
+    use berth_proto::TaskStatus::*;
+    Some(match TaskStatus::parse(text)? {
+        TaskStatus::Provisioning => Provisioning,
+        TaskStatus::Pending => Pending,
+        TaskStatus::Activating => Activating,
+        TaskStatus::Running => Running,
+        TaskStatus::Deactivating => Deactivating,
+        TaskStatus::Stopping => Stopping,
+        TaskStatus::Deprovisioning => Deprovisioning,
+        TaskStatus::Stopped | TaskStatus::Deleted => Stopped,
+    })
 }
