@@ -7,7 +7,7 @@ use berth_model::common::Failure;
 use berth_model::container_instance::*;
 use berth_model::pagination::{PageRequest, page};
 use berth_model::tagging::validate_new_tags;
-use berth_model::{ApiError, ApiResult, ErrorCode};
+use berth_model::{ApiError, ApiResult};
 use berth_store::{Compare, Snapshot, Txn};
 
 use super::Ctx;
@@ -327,12 +327,10 @@ pub async fn list_container_instances(
     req: ListContainerInstancesRequest,
 ) -> ApiResult<ListContainerInstancesResponse> {
     let page_request = PageRequest::new(req.max_results, req.next_token.as_deref(), 100, 100)?;
-    if req.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameterException,
-            "The cluster query language (filter) is not supported by berth yet; list without a filter.",
-        ));
-    }
+    let filter = match req.filter.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => Some(berth_sched::query::Expression::parse_api(text)?),
+        _ => None,
+    };
     let cluster = cluster_name(req.cluster.as_deref())?;
     let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
     read_active(&snapshot, ctx.region(), &cluster)?;
@@ -349,10 +347,26 @@ pub async fn list_container_instances(
         }
         let record: InstanceRecord = state::decode_record(kv)?;
         let status = record.instance.status.as_deref().unwrap_or(ACTIVE);
-        let wanted = match req.status {
+        let mut wanted = match req.status {
             Some(wanted) => status == wanted.as_str(),
             None => status != INACTIVE,
         };
+        if wanted && let Some(filter) = &filter {
+            let arn = record
+                .instance
+                .container_instance_arn
+                .clone()
+                .unwrap_or_default();
+            let tasks: Vec<TaskRecord> = tasks_on(&snapshot, ctx.region(), &cluster, &arn)?
+                .into_iter()
+                .map(|t| t.value)
+                .filter(|t| t.desired_status() != Some(berth_model::task::TaskStatus::Stopped))
+                .collect();
+            wanted = filter.matches(&QueryView {
+                record: &record,
+                tasks: &tasks,
+            });
+        }
         if wanted {
             found.push((
                 id.to_string(),
@@ -455,4 +469,50 @@ pub async fn discover_poll_endpoint(
         telemetry_endpoint: Some(endpoint.clone()),
         service_connect_endpoint: Some(endpoint),
     })
+}
+
+/// A container instance as the cluster query language sees it.
+struct QueryView<'a> {
+    record: &'a InstanceRecord,
+    /// Its tasks not desired STOPPED.
+    tasks: &'a [TaskRecord],
+}
+
+impl berth_sched::query::QueryTarget for QueryView<'_> {
+    fn agent_connected(&self) -> bool {
+        self.record.instance.agent_connected == Some(true)
+    }
+    fn agent_version(&self) -> Option<&str> {
+        self.record
+            .instance
+            .version_info
+            .as_ref()
+            .and_then(|v| v.agent_version.as_deref())
+    }
+    fn attribute(&self, name: &str) -> Option<Option<&str>> {
+        self.record
+            .instance
+            .attributes
+            .iter()
+            .flatten()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_deref())
+    }
+    fn ec2_instance_id(&self) -> Option<&str> {
+        self.record.instance.ec2_instance_id.as_deref()
+    }
+    fn registered_at(&self) -> Option<f64> {
+        self.record.instance.registered_at
+    }
+    fn running_tasks_count(&self) -> i64 {
+        self.tasks
+            .iter()
+            .filter(|t| t.task.last_status.as_deref() == Some("RUNNING"))
+            .count() as i64
+    }
+    fn any_task_group(&self, test: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| t.task.group.as_deref().is_some_and(&mut *test))
+    }
 }
