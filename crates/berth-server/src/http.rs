@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub default_region: String,
     /// The verifier of signed requests; `None` only with `--no-auth`.
     pub verifier: Option<SigV4Verifier>,
+    /// How long a service task without health checks must have been RUNNING before
+    /// it counts as healthy in a deployment (ECS waits 40 seconds).
+    pub task_running_grace: std::time::Duration,
 }
 
 /// Everything a request handler shares.
@@ -65,6 +68,9 @@ impl App {
     }
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+    pub fn task_running_grace(&self) -> std::time::Duration {
+        self.config.task_running_grace
     }
 }
 

@@ -12,8 +12,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::Client;
@@ -358,7 +358,7 @@ impl Sample {
                 revision(t.task_definition_arn()),
                 t.last_status().unwrap_or("?"),
                 t.desired_status().unwrap_or("?"),
-                t.health_status(),
+                t.health_status().map(HealthStatus::as_str),
                 t.started_by().unwrap_or("?")
             ));
         }
@@ -395,7 +395,8 @@ async fn wait_sample<T>(
 
 /// Whether a rollout to `task_definition` is over: the service's task definition,
 /// its PRIMARY deployment of it COMPLETED with `count` tasks, every other deployment
-/// INACTIVE (or gone), and exactly `count` tasks left, all of it, serving.
+/// INACTIVE (or gone), and exactly `count` tasks left, all of that revision and
+/// serving.
 fn rolled_out(
     sample: &Sample,
     task_definition: &str,
@@ -618,7 +619,7 @@ fn assert_scheduler_stopped(task: &Task, deployment_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_of_three_web_tasks_reaches_a_steady_state() -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let definition = register_revision(&client, web_container("one", false)?).await?;
     let created = create_service(&client, "web", &definition, DESIRED, rolling(100, 200)).await?;
@@ -711,7 +712,7 @@ async fn a_service_of_three_web_tasks_reaches_a_steady_state() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_task_is_reported_stopped_and_replaced() -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let definition = register_revision(&client, web_container("one", false)?).await?;
     let before = start_service(
@@ -767,7 +768,7 @@ async fn a_killed_task_is_reported_stopped_and_replaced() -> TestResult {
 /// A rolling update of a steady service from revision 1 to 2 at 100/200, watched
 /// throughout.
 async fn rolling_update(health: bool) -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let first = register_revision(&client, web_container("one", health)?).await?;
     let second = register_revision(&client, web_container("two", health)?).await?;
@@ -841,7 +842,7 @@ async fn a_rolling_update_with_health_checks_keeps_three_healthy_tasks() -> Test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_deployment_trips_the_circuit_breaker_and_rolls_back() -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let first = register_revision(&client, web_container("one", false)?).await?;
     let second = register_revision(&client, crashing_container()).await?;
@@ -864,8 +865,6 @@ async fn a_crashing_deployment_trips_the_circuit_breaker_and_rolls_back() -> Tes
     let originals = task_arns(before.live());
 
     // Throughout: the 3 revision-1 tasks keep running, and nothing exceeds the maximum.
-    let seen_failed = Arc::new(Mutex::new(BTreeSet::new()));
-    let failed_seen = Arc::clone(&seen_failed);
     let first_for_check = first.clone();
     let check: Check = Box::new(move |sample| {
         let mut violations = Vec::new();
@@ -880,13 +879,6 @@ async fn a_crashing_deployment_trips_the_circuit_breaker_and_rolls_back() -> Tes
         let live = sample.live().len();
         if live > 2 * DESIRED {
             violations.push(format!("{live} tasks not STOPPED"));
-        }
-        for d in sample.service.deployments() {
-            if d.rollout_state() == Some(&DeploymentRolloutState::Failed)
-                && let (Some(id), Ok(mut seen)) = (d.id(), failed_seen.lock())
-            {
-                seen.insert(id.to_string());
-            }
         }
         violations
     });
@@ -924,13 +916,6 @@ async fn a_crashing_deployment_trips_the_circuit_breaker_and_rolls_back() -> Tes
         after.summary()
     );
     assert!(failed.failed_tasks() >= 3, "{}", after.summary());
-    assert!(
-        seen_failed
-            .lock()
-            .map_err(|_| "poisoned")?
-            .contains(&new_id)
-            || failed.rollout_state() == Some(&DeploymentRolloutState::Failed)
-    );
     // Rolled back to the deployment that had completed, whose tasks never stopped.
     assert_eq!(after.service.task_definition(), Some(first.as_str()));
     let primary = after.primary().req("PRIMARY")?;
@@ -959,7 +944,7 @@ async fn a_crashing_deployment_trips_the_circuit_breaker_and_rolls_back() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_out_and_in_then_deleting_the_service() -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let definition = register_revision(&client, web_container("one", false)?).await?;
     let first = start_service(&client, "web", &definition, 1, rolling(100, 200), false).await?;
@@ -1061,7 +1046,7 @@ async fn scaling_out_and_in_then_deleting_the_service() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_new_deployment_replaces_every_task() -> TestResult {
-    let stack = Stack::up(&[]).await?;
+    let stack = Stack::up(&["--task-running-grace", "3"]).await?;
     let client = stack.client();
     let definition = register_revision(&client, web_container("one", false)?).await?;
     let before = start_service(

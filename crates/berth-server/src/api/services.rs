@@ -121,6 +121,8 @@ pub async fn create_service(
     req: CreateServiceRequest,
 ) -> ApiResult<ServiceResponse> {
     validate_create_service(&req)?;
+    berth_sched::validate_constraints(req.placement_constraints.as_deref().unwrap_or_default())?;
+    berth_sched::validate_strategies(req.placement_strategy.as_deref().unwrap_or_default())?;
     let cluster = cluster_name(req.cluster.as_deref())?;
     let tags = req.tags.clone().unwrap_or_default();
     validate_new_tags(&tags)?;
@@ -222,6 +224,8 @@ pub async fn update_service(
     let cluster = cluster_name(req.cluster.as_deref())?;
     let name = service_name(&cluster, &req.service)?.to_string();
     let key = service_key(ctx.region(), &cluster, &name);
+    berth_sched::validate_constraints(req.placement_constraints.as_deref().unwrap_or_default())?;
+    berth_sched::validate_strategies(req.placement_strategy.as_deref().unwrap_or_default())?;
     state::write(ctx.store, |snapshot| {
         read_active(snapshot, ctx.region(), &cluster)?;
         let found = read_service(snapshot, ctx.region(), &cluster, &name)?.ok_or_else(not_found)?;

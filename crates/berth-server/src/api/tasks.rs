@@ -9,6 +9,9 @@ use berth_model::tagging::validate_new_tags;
 use berth_model::task::*;
 use berth_model::task_definition::{NetworkMode, TaskDefinition, TaskDefinitionStatus};
 use berth_model::{ApiError, ApiResult};
+use std::collections::{BTreeMap, HashMap};
+
+use berth_sched::{InstanceView, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
 
 use super::Ctx;
@@ -324,51 +327,117 @@ pub(crate) fn placeable_instances(
     Ok(candidates)
 }
 
-/// Places `count` tasks first-fit, in instance order (the placement engine replaces
-/// this), taking their resources from the candidates. Returns the tasks placed and,
-/// for each task that could not be, every instance's reasons.
-pub(crate) fn first_fit(
+/// The placement constraints and strategies of a RunTask or a service.
+#[derive(Clone, Copy)]
+pub(crate) struct PlacementRules<'a> {
+    pub constraints: &'a [PlacementConstraint],
+    pub strategies: &'a [PlacementStrategy],
+}
+
+/// Places `count` tasks with the placement engine (resources, then the task
+/// definition's and the request's constraints, then its strategies), taking their
+/// resources from the candidates. Returns the tasks placed and, when not all could be,
+/// each instance's reasons.
+pub(crate) fn place_tasks(
     ctx: &Ctx<'_>,
+    snapshot: &Snapshot,
     cluster: &str,
     launch: &Launch<'_>,
     count: i32,
     candidates: &mut [Candidate],
-) -> (Vec<TaskRecord>, Vec<Failure>) {
-    let mut tasks = Vec::new();
-    let mut failures: Vec<Failure> = Vec::new();
-    for _ in 0..count {
-        let mut reasons = Vec::new();
-        let mut placed = false;
-        for candidate in candidates.iter_mut() {
-            match take(candidate, &launch.need) {
-                Ok(()) => {
-                    tasks.push(launch.task(ctx, cluster, &arn_of(candidate)));
-                    placed = true;
-                    break;
-                }
-                Err(why) => reasons.push((arn_of(candidate), why)),
-            }
-        }
-        if placed {
+    rules: PlacementRules<'_>,
+) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
+    // The groups of the tasks on each instance (those not desired STOPPED), for
+    // spread, distinctInstance and task:group expressions.
+    let mut groups: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    let mut running: HashMap<String, i64> = HashMap::new();
+    for kv in snapshot.iter_prefix(&keys::tasks(ctx.region(), cluster)) {
+        let task: TaskRecord = state::decode_record(kv)?;
+        if task.desired_status() == Some(TaskStatus::Stopped) {
             continue;
         }
-        for (arn, why) in reasons {
-            for reason in why {
-                let failure = Failure {
-                    arn: Some(arn.clone()),
-                    reason: Some(reason.to_string()),
-                    detail: None,
-                };
-                if !failures.contains(&failure) {
-                    failures.push(failure);
-                }
-            }
+        let instance = task.task.container_instance_arn.clone().unwrap_or_default();
+        if task.last_status() == Some(TaskStatus::Running) {
+            *running.entry(instance.clone()).or_default() += 1;
+        }
+        if let Some(group) = task.task.group.clone() {
+            *groups
+                .entry(instance)
+                .or_default()
+                .entry(group)
+                .or_default() += 1;
         }
     }
-    (tasks, failures)
+    let views: Vec<InstanceView> = candidates
+        .iter()
+        .map(|candidate| {
+            let instance = &candidate.record.instance;
+            let arn = instance.container_instance_arn.clone().unwrap_or_default();
+            InstanceView {
+                id: arn.rsplit('/').next().unwrap_or_default().to_string(),
+                ec2_instance_id: instance.ec2_instance_id.clone(),
+                status: instance.status.clone().unwrap_or_default(),
+                agent_connected: instance.agent_connected == Some(true),
+                agent_version: instance
+                    .version_info
+                    .as_ref()
+                    .and_then(|v| v.agent_version.clone()),
+                registered_at: instance.registered_at,
+                attributes: instance
+                    .attributes
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect(),
+                remaining: Remaining::from_resources(
+                    instance.remaining_resources.as_deref().unwrap_or_default(),
+                ),
+                running_tasks_count: running.get(&arn).copied().unwrap_or(0),
+                task_groups: groups.remove(&arn).unwrap_or_default(),
+                arn,
+            }
+        })
+        .collect();
+    let request = PlacementRequest {
+        resources: launch.need.clone(),
+        group: launch.group.clone(),
+        count: u32::try_from(count).unwrap_or(0),
+        task_definition_constraints: launch
+            .effective
+            .placement_constraints
+            .clone()
+            .unwrap_or_default(),
+        constraints: rules.constraints.to_vec(),
+        strategies: rules.strategies.to_vec(),
+    };
+    let result = berth_sched::place(&views, &request, rand::random())?;
+    let mut tasks = Vec::new();
+    for index in result.placements {
+        let Some(candidate) = candidates.get_mut(index) else {
+            continue;
+        };
+        if take(candidate, &launch.need).is_ok() {
+            tasks.push(launch.task(ctx, cluster, &arn_of(candidate)));
+        }
+    }
+    let failures = result
+        .failures
+        .iter()
+        .filter_map(|failure| {
+            let candidate = candidates.get(failure.instance)?;
+            Some(Failure {
+                arn: Some(arn_of(candidate)),
+                reason: Some(failure.reason.to_string()),
+                detail: None,
+            })
+        })
+        .collect();
+    Ok((tasks, failures))
 }
 
 pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskResponse> {
+    berth_sched::validate_constraints(req.placement_constraints.as_deref().unwrap_or_default())?;
+    berth_sched::validate_strategies(req.placement_strategy.as_deref().unwrap_or_default())?;
     let cluster = cluster_name(req.cluster.as_deref())?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -401,7 +470,18 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
                 "No Container Instances were found in your cluster.",
             ));
         }
-        let (tasks, failures) = first_fit(ctx, &cluster, &launch, count, &mut candidates);
+        let (tasks, failures) = place_tasks(
+            ctx,
+            snapshot,
+            &cluster,
+            &launch,
+            count,
+            &mut candidates,
+            PlacementRules {
+                constraints: req.placement_constraints.as_deref().unwrap_or_default(),
+                strategies: req.placement_strategy.as_deref().unwrap_or_default(),
+            },
+        )?;
         let read = Read {
             cluster_revision: cluster_record.mod_revision,
             definition_key: &definition_key,

@@ -24,7 +24,7 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{first_fit, launch, placeable_instances};
+use crate::api::tasks::{PlacementRules, launch, place_tasks, placeable_instances};
 use crate::http::App;
 use crate::state::records::{InstanceRecord, TaskRecord};
 use crate::state::{self, keys};
@@ -87,6 +87,7 @@ pub async fn run(app: Arc<App>) {
     let store = Arc::clone(app.store());
     let shared = app.shared();
     let account = app.account_id().to_string();
+    let grace = app.task_running_grace();
     let mut feed = store.watch();
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -125,7 +126,7 @@ pub async fn run(app: Arc<App>) {
             }
         };
         for service in services(&snapshot, dirty.as_ref()) {
-            if let Err(err) = reconcile(store.as_ref(), shared, &account, &service).await {
+            if let Err(err) = reconcile(store.as_ref(), shared, &account, grace, &service).await {
                 tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
             }
         }
@@ -137,7 +138,7 @@ fn task_status(text: Option<&str>) -> TaskStatus {
         .unwrap_or(TaskStatus::Pending)
 }
 
-fn spec_of(service: &Service) -> ServiceSpec {
+fn spec_of(service: &Service, running_grace: Duration) -> ServiceSpec {
     let scheduling = service.scheduling();
     let config = service.deployment_configuration.clone().unwrap_or_default();
     let (min, max) = config.effective(scheduling);
@@ -157,8 +158,10 @@ fn spec_of(service: &Service) -> ServiceSpec {
                 rollback: breaker.rollback,
             }
         }),
-        // A task is healthy once RUNNING (and HEALTHY where it has health checks).
-        running_grace: Duration::ZERO,
+        // A task without health checks counts as healthy once it has been RUNNING
+        // this long, so that one that crashes right after starting is a failure, not
+        // a healthy replacement.
+        running_grace,
     }
 }
 
@@ -195,6 +198,7 @@ async fn reconcile(
     store: &dyn Store,
     shared: &Shared,
     account: &str,
+    grace: Duration,
     id: &ServiceId,
 ) -> ApiResult<()> {
     let scope = Scope::new(id.region.clone(), account.to_string());
@@ -269,7 +273,7 @@ async fn reconcile(
                 has_health_check: health,
             });
         }
-        let spec = spec_of(&record.service);
+        let spec = spec_of(&record.service, grace);
         let mut outcome = plan::plan(&spec, &deployments, &tasks, &record.scheduler, now);
 
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
@@ -343,7 +347,18 @@ async fn reconcile(
                 record.service.enable_execute_command.unwrap_or(false),
             )?;
             let count = i32::try_from(start.count).unwrap_or(i32::MAX);
-            let (placed, failures) = first_fit(&ctx, &id.cluster, &launch, count, &mut candidates);
+            let (placed, failures) = place_tasks(
+                &ctx,
+                snapshot,
+                &id.cluster,
+                &launch,
+                count,
+                &mut candidates,
+                PlacementRules {
+                    constraints: record.service.placement_constraints.as_deref().unwrap_or_default(),
+                    strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
+                },
+            )?;
             if !placed.is_empty() {
                 let ids: Vec<&str> = placed.iter().map(|t| t.id()).collect();
                 let message = plan::message::tasks_started(&spec.name, ids, outcome.unhealthy_replacements);

@@ -33,6 +33,11 @@ pub struct ServerArgs {
     #[arg(long, default_value = "us-east-1", env = "BERTH_REGION")]
     pub region: String,
 
+    /// Seconds a service task without health checks must have been RUNNING before it
+    /// counts as healthy during a deployment (ECS waits 40).
+    #[arg(long, default_value_t = 40, value_name = "SECONDS")]
+    pub task_running_grace: u64,
+
     /// The account id in every ARN.
     #[arg(long, default_value = "123456789012", env = "BERTH_ACCOUNT_ID")]
     pub account_id: String,
@@ -129,6 +134,7 @@ pub async fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
         account_id: args.account_id,
         default_region: args.region,
         verifier,
+        task_running_grace: std::time::Duration::from_secs(args.task_running_grace),
     };
     Ok(Prepared {
         listener,

@@ -226,7 +226,8 @@ impl Stack {
     pub async fn server_and_agent(agent_args: &[&str]) -> TestResult<Self> {
         ensure_test_image()?;
         // Pinned: a restarted control plane is found again by its agents.
-        let server = BerthServer::start_pinned(&[])?;
+        // A short running grace keeps service rollouts in tests quick.
+        let server = BerthServer::start_pinned(&["--task-running-grace", "3"])?;
         let mut stack = Self::around(server, ACCESS_KEY_ID, SECRET_ACCESS_KEY);
         stack.add_agent(agent_args).await?;
         Ok(stack)
