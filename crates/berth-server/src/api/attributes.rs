@@ -53,6 +53,13 @@ fn by_target(cluster: &str, attributes: &[Attribute]) -> ApiResult<Vec<(String, 
         let target = attribute.target_id.as_deref().ok_or_else(|| {
             ApiError::invalid_parameter(format!("Attribute '{}' needs a targetId.", attribute.name))
         })?;
+        // An instance of another cluster is not a target in this one.
+        let in_other_cluster = berth_model::arn::Arn::parse(target).is_some_and(|arn| {
+            matches!(arn.resource_type(), ("container-instance", rest) if rest.contains('/') && !rest.starts_with(&format!("{cluster}/")))
+        });
+        if in_other_cluster {
+            return Err(target_not_found(target));
+        }
         let id = instance_id(cluster, target)?.to_string();
         match groups.iter_mut().find(|(existing, _)| *existing == id) {
             Some((_, list)) => list.push(attribute.clone()),
@@ -70,9 +77,10 @@ async fn change_attributes(
     change: impl Fn(&mut Vec<Attribute>, &[Attribute]) -> ApiResult<()>,
 ) -> ApiResult<AttributesResponse> {
     let cluster = cluster_name(cluster)?;
-    let groups = by_target(&cluster, attributes)?;
     state::write(ctx.store, |snapshot| {
+        // The cluster first: a request naming a cluster that does not exist is about that.
         read_active(snapshot, ctx.region(), &cluster)?;
+        let groups = by_target(&cluster, attributes)?;
         let mut txn = Txn::new();
         for (id, requested) in &groups {
             let key = keys::container_instance(ctx.region(), &cluster, id);
