@@ -485,11 +485,15 @@ fn ports(
                     _ => None,
                 },
             };
+            // A dynamic port is published on IPv4 only: Docker 20.10 may otherwise pick
+            // different host ports for IPv4 and IPv6, and the task would report two
+            // bindings for one container port.
+            let host_ip = host_port.is_none().then(|| "0.0.0.0".to_string());
             out.push(PortPublish {
                 container_port,
                 host_port,
                 protocol,
-                host_ip: None,
+                host_ip,
             });
         }
     }

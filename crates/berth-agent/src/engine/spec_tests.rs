@@ -199,12 +199,13 @@ fn labels_say_who_owns_the_container_and_cannot_be_spoofed() -> TestResult {
     Ok(())
 }
 
+/// Dynamic ports are published on IPv4 only (see `spec.rs`).
 fn publish(container_port: u16, host_port: Option<u16>, protocol: Protocol) -> PortPublish {
     PortPublish {
         container_port,
         host_port,
         protocol,
-        host_ip: None,
+        host_ip: host_port.is_none().then(|| "0.0.0.0".to_string()),
     }
 }
 
