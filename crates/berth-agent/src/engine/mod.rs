@@ -188,6 +188,12 @@ impl TaskEngine {
             let handle = runner::spawn(model, shared.clone(), false);
             table.insert(desired.task_arn, handle);
         }
+        if !full_state {
+            // A finished task the control plane no longer lists is done with: its last
+            // report waits in the session until acknowledged, so nothing is lost by
+            // forgetting it here, and the agent does not grow with every task it ran.
+            table.retain(|arn, handle| listed.contains(arn) || !handle.finished());
+        }
         if full_state {
             table.retain(|arn, handle| {
                 if listed.contains(arn) {
