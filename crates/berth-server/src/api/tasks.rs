@@ -797,12 +797,7 @@ pub async fn submit_task_state_change(
     ctx: &Ctx<'_>,
     req: SubmitTaskStateChangeRequest,
 ) -> ApiResult<SubmitTaskStateChangeResponse> {
-    let cluster = cluster_name(req.cluster.as_deref())?;
-    let task = req
-        .task
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_parameter("task is required."))?;
-    let id = task_id(&cluster, task)?.to_string();
+    let (cluster, id) = reported_task(req.cluster.as_deref(), req.task.as_deref())?;
     let known = KnownState {
         status: parse_task_status(req.status.as_deref())?,
         reason: req.reason.clone(),
@@ -817,30 +812,14 @@ pub async fn submit_task_state_change(
         execution_stopped_at: req.execution_stopped_at,
         ..KnownState::default()
     };
-    task_state::apply(
-        ctx.store,
-        &ctx.scope,
-        &cluster,
-        &id,
-        ctx.access_key_id.as_deref(),
-        None,
-        &known,
-        ctx.now,
-    )
-    .await?;
-    Ok(acknowledged())
+    record_report(ctx, &cluster, &id, &known).await
 }
 
 pub async fn submit_container_state_change(
     ctx: &Ctx<'_>,
     req: SubmitContainerStateChangeRequest,
 ) -> ApiResult<SubmitTaskStateChangeResponse> {
-    let cluster = cluster_name(req.cluster.as_deref())?;
-    let task = req
-        .task
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_parameter("task is required."))?;
-    let id = task_id(&cluster, task)?.to_string();
+    let (cluster, id) = reported_task(req.cluster.as_deref(), req.task.as_deref())?;
     let container = berth_model::task::ContainerStateChange {
         container_name: req.container_name.clone(),
         runtime_id: req.runtime_id.clone(),
@@ -854,15 +833,27 @@ pub async fn submit_container_state_change(
         containers: vec![known_container(&container)?],
         ..KnownState::default()
     };
+    record_report(ctx, &cluster, &id, &known).await
+}
+
+/// The cluster and task id a state change submitted through the API names.
+fn reported_task(cluster: Option<&str>, task: Option<&str>) -> ApiResult<(String, String)> {
+    let cluster = cluster_name(cluster)?;
+    let task = task.ok_or_else(|| ApiError::invalid_parameter("task is required."))?;
+    let id = task_id(&cluster, task)?.to_string();
+    Ok((cluster, id))
+}
+
+/// Records a state change submitted through the API, signed by the instance's key.
+async fn record_report(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    id: &str,
+    known: &KnownState,
+) -> ApiResult<SubmitTaskStateChangeResponse> {
+    let caller = ctx.access_key_id.as_deref();
     task_state::apply(
-        ctx.store,
-        &ctx.scope,
-        &cluster,
-        &id,
-        ctx.access_key_id.as_deref(),
-        None,
-        &known,
-        ctx.now,
+        ctx.store, &ctx.scope, cluster, id, caller, None, known, ctx.now,
     )
     .await?;
     Ok(acknowledged())
