@@ -7,13 +7,16 @@
 //! - [`model`]: [`InstanceView`], what placement and queries read of an instance;
 //! - [`place`](mod@place): [`place()`], where the tasks of a request go, and why
 //!   not when they cannot;
+//! - [`eligible`]: which instances the `memberOf` constraints allow at all;
 //! - [`validate`]: the rules of placement constraints and strategies.
 
+pub mod eligible;
 pub mod model;
 pub mod place;
 pub mod query;
 pub mod validate;
 
+pub use eligible::satisfies_member_of;
 pub use model::{InstanceView, Remaining};
 pub use place::{
     AGENT, DISTINCT_INSTANCE, INACTIVE, MEMBER_OF, PlacementFailure, PlacementRequest,

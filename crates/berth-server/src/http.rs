@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// How long a service task without health checks must have been RUNNING before
     /// it counts as healthy in a deployment (ECS waits 40 seconds).
     pub task_running_grace: std::time::Duration,
+    /// How long an instance's agent may be disconnected before its tasks are marked
+    /// STOPPED (and services replace them elsewhere).
+    pub lost_agent_grace: std::time::Duration,
 }
 
 /// Everything a request handler shares.
@@ -71,6 +74,9 @@ impl App {
     }
     pub fn task_running_grace(&self) -> std::time::Duration {
         self.config.task_running_grace
+    }
+    pub fn lost_agent_grace(&self) -> std::time::Duration {
+        self.config.lost_agent_grace
     }
 }
 

@@ -38,9 +38,11 @@ pub async fn serve(
     }
     let app = App::new(store, config);
     let controller = tokio::spawn(controllers::services::run(Arc::clone(&app)));
+    let lost_agents = tokio::spawn(controllers::lost_agents::run(Arc::clone(&app)));
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
     controller.abort();
+    lost_agents.abort();
     served
 }

@@ -193,6 +193,7 @@ pub async fn register_container_instance(
                     InstanceRecord {
                         instance,
                         owner: ctx.access_key_id.clone(),
+                        disconnected_at: None,
                     },
                     0,
                 )

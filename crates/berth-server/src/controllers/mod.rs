@@ -1,2 +1,3 @@
+pub mod lost_agents;
 pub mod plan;
 pub mod services;

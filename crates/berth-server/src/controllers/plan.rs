@@ -15,7 +15,7 @@
 //! circuit breaker's minimum threshold is 3, no longer 10; the start throttle's
 //! longest wait is 27 minutes, no longer 15): the constants below say so.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
@@ -76,6 +76,24 @@ pub struct ServiceSpec {
     /// How long a RUNNING task without health checks waits before it counts as
     /// healthy; [`ECS_RUNNING_GRACE`] is what ECS waits.
     pub running_grace: Duration,
+    /// Set for a DAEMON service: the instances it runs on. Its `desired_count` is
+    /// then the number of those instances.
+    pub daemon: Option<DaemonSpec>,
+}
+
+/// What the DAEMON scheduler needs beyond a replica service's spec. ECS: "The daemon
+/// scheduling strategy deploys exactly one task on each active container instance
+/// that meets all of the task placement constraints that are specified in your
+/// cluster."
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DaemonSpec {
+    /// The instances that must each run one task of the service: ACTIVE and
+    /// meeting the service's placement constraints.
+    pub instances: Vec<String>,
+    /// DRAINING instances that still run tasks other than daemon tasks: the
+    /// service's task there stays until those have stopped. ECS: "the daemon
+    /// service tasks are the last tasks to stop" on a draining instance.
+    pub draining_busy: Vec<String>,
 }
 
 /// `deploymentCircuitBreaker`: whether failing deployments are failed, and whether
@@ -188,6 +206,11 @@ pub struct ServiceTask {
     /// Whether an earlier plan already took this (stopped) task into account; the
     /// controller sets it for every task of [`Plan::accounted`].
     pub accounted: bool,
+    /// Whether the task's instance is DRAINING. ECS: "Service tasks on the container
+    /// instance that are in the RUNNING state are stopped and replaced according to
+    /// the service's deployment configuration parameters, minimumHealthyPercent and
+    /// maximumPercent", and those PENDING "are stopped immediately".
+    pub instance_draining: bool,
 }
 
 impl ServiceTask {
@@ -375,6 +398,9 @@ impl Plan {
 pub struct Start {
     pub deployment_id: String,
     pub count: u32,
+    /// For a DAEMON service, the instance of each task (`count` of them); empty for
+    /// a REPLICA service, whose tasks go where the placement engine puts them.
+    pub instances: Vec<String>,
 }
 
 /// Stop a task.
@@ -693,7 +719,10 @@ pub fn plan(
     let mut round = Round::new(spec, deployments, tasks, state, now);
     round.account_stopped_tasks();
     round.run_circuit_breaker();
-    round.schedule();
+    match &spec.daemon {
+        Some(daemon) => round.schedule_daemon(daemon),
+        None => round.schedule(),
+    }
     round.finish()
 }
 
@@ -708,6 +737,8 @@ struct Round<'a> {
     accounted: Vec<String>,
     rollback: Option<Rollback>,
     start: u32,
+    /// The DAEMON scheduler's starts, one per instance.
+    start_on: Vec<String>,
     stop: Vec<(usize, StopCause)>,
     unhealthy_replacements: u32,
     wake_at: Option<Timestamp>,
@@ -754,6 +785,7 @@ impl<'a> Round<'a> {
             accounted: Vec::new(),
             rollback: None,
             start: 0,
+            start_on: Vec::new(),
             stop: Vec::new(),
             unhealthy_replacements: 0,
             wake_at: None,
@@ -911,15 +943,11 @@ impl<'a> Round<'a> {
         }
     }
 
-    /// Decides what to start and what to stop.
-    fn schedule(&mut self) {
-        let Some(p) = self.primary else {
-            return;
-        };
+    /// Wakes the scheduler when a RUNNING task without health checks becomes
+    /// healthy.
+    fn wake_for_running_grace(&mut self, conditions: &[Option<Condition>]) {
         let grace = self.spec.running_grace.as_secs_f64();
-        let conditions: Vec<Option<Condition>> =
-            self.tasks.iter().map(|t| self.condition(t)).collect();
-        for (task, condition) in self.tasks.iter().zip(&conditions) {
+        for (task, condition) in self.tasks.iter().zip(conditions) {
             if let (Some(Condition::Starting { running: true }), Some(at)) =
                 (condition, task.started_at)
             {
@@ -931,6 +959,16 @@ impl<'a> Round<'a> {
                 }
             }
         }
+    }
+
+    /// Decides what to start and what to stop.
+    fn schedule(&mut self) {
+        let Some(p) = self.primary else {
+            return;
+        };
+        let conditions: Vec<Option<Condition>> =
+            self.tasks.iter().map(|t| self.condition(t)).collect();
+        self.wake_for_running_grace(&conditions);
         // "A deployment in a FAILED state doesn't launch any new tasks": a failed
         // PRIMARY (no rollback, or none possible) is left as it is.
         if self.deployments[p].rollout_state == RolloutState::Failed {
@@ -955,7 +993,8 @@ impl<'a> Round<'a> {
                 continue;
             };
             live += 1;
-            let primary = task.deployment_id == primary_id;
+            // A task on a DRAINING instance is replaced like an older deployment's.
+            let primary = task.deployment_id == primary_id && !task.instance_draining;
             match condition {
                 Condition::Draining => draining += 1,
                 Condition::Healthy => {
@@ -974,6 +1013,9 @@ impl<'a> Round<'a> {
                     }
                 }
                 Condition::Unhealthy if primary => primary_unhealthy.push(i),
+                // A task RUNNING on a draining instance is replaced within the
+                // deployment limits: it waits to become healthy, then counts as one.
+                Condition::Starting { running: true } if task.instance_draining => {}
                 Condition::Starting { .. } | Condition::Unhealthy => old_other.push(i),
             }
         }
@@ -1078,7 +1120,8 @@ impl<'a> Round<'a> {
         let in_flight = draining > 0
             || primary_starting > 0
             || self.tasks.iter().zip(&conditions).any(|(t, c)| {
-                t.deployment_id != primary_id && matches!(c, Some(Condition::Starting { .. }))
+                (t.deployment_id != primary_id || t.instance_draining)
+                    && matches!(c, Some(Condition::Starting { .. }))
             });
         let idle = self.start == 0 && self.stop.is_empty();
         self.steady = idle && live == desired && primary_healthy.len() == desired;
@@ -1093,6 +1136,141 @@ impl<'a> Round<'a> {
                 message::deployment_configuration_blocked(&self.spec.name),
             );
         }
+    }
+
+    /// Decides what to start and what to stop for a DAEMON service: one task of the
+    /// PRIMARY deployment on each of its instances. A task of an older deployment
+    /// is stopped before its replacement starts (a daemon never runs two tasks on
+    /// one instance: ECS caps its maximumPercent at 100), healthy ones only while
+    /// the healthy tasks stay at or above the minimum (ECS's default minimum for
+    /// daemons is 0: all at once). Tasks on instances that should not run the
+    /// service are stopped, except on a DRAINING instance that still runs other
+    /// tasks: there the daemon's task stops last.
+    fn schedule_daemon(&mut self, daemon: &DaemonSpec) {
+        let Some(p) = self.primary else {
+            return;
+        };
+        let conditions: Vec<Option<Condition>> =
+            self.tasks.iter().map(|t| self.condition(t)).collect();
+        self.wake_for_running_grace(&conditions);
+        let failed = self.deployments[p].rollout_state == RolloutState::Failed;
+        let primary_id = self.deployments[p].id.clone();
+        let tasks = self.tasks;
+        let eligible: HashSet<&str> = daemon.instances.iter().map(String::as_str).collect();
+        let busy: HashSet<&str> = daemon.draining_busy.iter().map(String::as_str).collect();
+
+        let mut on: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut stopping_on: HashSet<&str> = HashSet::new();
+        let mut healthy = 0usize;
+        let mut draining = 0usize;
+        for (i, (task, condition)) in tasks.iter().zip(&conditions).enumerate() {
+            let Some(condition) = condition else {
+                continue;
+            };
+            let instance = task.instance_id.as_deref().unwrap_or_default();
+            if *condition == Condition::Draining {
+                stopping_on.insert(instance);
+                draining += 1;
+                continue;
+            }
+            if *condition == Condition::Healthy && eligible.contains(instance) {
+                healthy += 1;
+            }
+            on.entry(instance).or_default().push(i);
+        }
+        let cause = |i: usize| {
+            if conditions[i] == Some(Condition::Unhealthy) {
+                StopCause::FailedHealthChecks
+            } else {
+                StopCause::ScalingActivity
+            }
+        };
+
+        // Instances that should not run the service.
+        let mut stray = false;
+        for (instance, list) in &on {
+            if eligible.contains(instance) {
+                continue;
+            }
+            stray = true;
+            if busy.contains(instance) {
+                continue;
+            }
+            for &i in list {
+                self.stop.push((i, cause(i)));
+            }
+        }
+
+        // The service's instances.
+        let rank = |i: usize| match conditions[i] {
+            Some(Condition::Healthy) => 0,
+            Some(Condition::Starting { running: true }) => 1,
+            Some(Condition::Starting { running: false }) => 2,
+            _ => 3,
+        };
+        let throttled = self.state.backoff.throttled(self.now);
+        let mut settled = 0usize;
+        let mut old_healthy = Vec::new();
+        for instance in &daemon.instances {
+            let list = on.get(instance.as_str()).cloned().unwrap_or_default();
+            let (mut primaries, olds): (Vec<usize>, Vec<usize>) = list
+                .into_iter()
+                .partition(|&i| tasks[i].deployment_id == primary_id);
+            primaries.sort_by_key(|&i| (rank(i), tasks[i].task_arn.as_str()));
+            if let Some((&keep, extra)) = primaries.split_first() {
+                for &i in extra {
+                    self.stop.push((i, cause(i)));
+                }
+                for &i in &olds {
+                    self.stop.push((i, cause(i)));
+                }
+                match conditions[keep] {
+                    Some(Condition::Unhealthy) => {
+                        self.stop.push((keep, StopCause::FailedHealthChecks))
+                    }
+                    Some(Condition::Healthy) if extra.is_empty() && olds.is_empty() => settled += 1,
+                    _ => {}
+                }
+                continue;
+            }
+            if !olds.is_empty() {
+                for i in olds {
+                    if conditions[i] == Some(Condition::Healthy) {
+                        old_healthy.push(i);
+                    } else {
+                        self.stop.push((i, cause(i)));
+                    }
+                }
+                continue;
+            }
+            // Its last task is still stopping, or nothing may start.
+            if stopping_on.contains(instance.as_str()) || failed {
+                continue;
+            }
+            if throttled {
+                if let Some(at) = self.state.backoff.next_attempt_at {
+                    self.wake(at);
+                }
+                continue;
+            }
+            self.start_on.push(instance.clone());
+        }
+        let min_healthy = Bounds::of(self.spec).min_healthy as usize;
+        let mut budget = healthy.saturating_sub(min_healthy);
+        old_healthy.sort_by_key(|&i| tasks[i].task_arn.as_str());
+        for i in old_healthy {
+            if budget == 0 {
+                break;
+            }
+            self.stop.push((i, StopCause::ScalingActivity));
+            budget -= 1;
+        }
+        self.start = u32::try_from(self.start_on.len()).unwrap_or(u32::MAX);
+        self.steady = self.start_on.is_empty()
+            && self.stop.is_empty()
+            && draining == 0
+            && !stray
+            && settled == daemon.instances.len();
     }
 
     fn finish(mut self) -> Plan {
@@ -1217,6 +1395,7 @@ impl<'a> Round<'a> {
             (count, Some(deployment_id)) if count > 0 => vec![Start {
                 deployment_id,
                 count,
+                instances: std::mem::take(&mut self.start_on),
             }],
             _ => Vec::new(),
         };

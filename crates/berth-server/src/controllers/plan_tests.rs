@@ -20,6 +20,7 @@ fn spec(desired: u32, min: u32, max: u32) -> ServiceSpec {
         maximum_percent: max,
         circuit_breaker: None,
         running_grace: Duration::ZERO,
+        daemon: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn task(id: &str, deployment: &str, last: TaskStatus) -> ServiceTask {
         started_at: (last >= TaskStatus::Running).then_some(T0),
         stop_code: None,
         accounted: false,
+        instance_draining: false,
     }
 }
 
@@ -433,7 +435,8 @@ fn a_new_service_starts_its_desired_count() {
         plan.start,
         vec![Start {
             deployment_id: "ecs-svc/1".to_string(),
-            count: 3
+            count: 3,
+            instances: Vec::new(),
         }]
     );
     assert!(plan.stop.is_empty());
@@ -683,7 +686,8 @@ fn rolling_update_100_200_keeps_every_task_healthy_and_at_most_twice_the_count()
         plan.start,
         vec![Start {
             deployment_id: id.clone(),
-            count: 3
+            count: 3,
+            instances: Vec::new(),
         }]
     );
     assert!(plan.stop.is_empty());
@@ -1502,7 +1506,8 @@ fn the_rollback_goes_to_the_most_recent_completed_deployment() {
         plan.start,
         vec![Start {
             deployment_id: "ecs-svc/2".to_string(),
-            count: 2
+            count: 2,
+            instances: Vec::new(),
         }]
     );
     let back = find(&plan, "ecs-svc/2");
@@ -2207,4 +2212,268 @@ proptest! {
             prop_assert!(plan.start.is_empty() && plan.stop.is_empty());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Draining instances and DAEMON services
+// ---------------------------------------------------------------------------------
+
+fn completed(id: &str, revision: u32) -> Deployment {
+    deployment(
+        id,
+        revision,
+        DeploymentStatus::Primary,
+        RolloutState::Completed,
+    )
+}
+
+fn on(mut task: ServiceTask, instance: &str) -> ServiceTask {
+    task.instance_id = Some(instance.to_string());
+    task
+}
+
+fn draining(mut task: ServiceTask) -> ServiceTask {
+    task.instance_draining = true;
+    task
+}
+
+fn daemon_spec(instances: &[&str], busy: &[&str], min: u32) -> ServiceSpec {
+    ServiceSpec {
+        daemon: Some(DaemonSpec {
+            instances: instances.iter().map(|i| i.to_string()).collect(),
+            draining_busy: busy.iter().map(|i| i.to_string()).collect(),
+        }),
+        ..spec(u32::try_from(instances.len()).unwrap_or(0), min, 100)
+    }
+}
+
+#[test]
+fn a_draining_instance_s_task_is_replaced_before_it_stops() {
+    let deployments = [completed("ecs-svc/1", 1)];
+    let mut tasks = vec![
+        on(running("a", "ecs-svc/1"), "i-1"),
+        on(running("b", "ecs-svc/1"), "i-2"),
+        draining(on(running("c", "ecs-svc/1"), "i-3")),
+    ];
+    let first = plan(
+        &spec(3, 100, 200),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(started(&first), 1, "a replacement starts first");
+    assert!(first.stop.is_empty(), "nothing stops below the minimum");
+    assert!(!first.steady());
+
+    tasks.push(on(running("d", "ecs-svc/1"), "i-1"));
+    let second = plan(
+        &spec(3, 100, 200),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(started(&second), 0);
+    assert_eq!(
+        stopped_ids(&second),
+        vec!["c"],
+        "then the drained task stops"
+    );
+}
+
+#[test]
+fn a_pending_task_on_a_draining_instance_stops_at_once() {
+    let deployments = [completed("ecs-svc/1", 1)];
+    let tasks = [
+        on(running("a", "ecs-svc/1"), "i-1"),
+        draining(on(task("p", "ecs-svc/1", TaskStatus::Pending), "i-3")),
+    ];
+    let plan = plan(
+        &spec(2, 100, 200),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(stopped_ids(&plan), vec!["p"]);
+    assert_eq!(started(&plan), 1);
+}
+
+#[test]
+fn a_daemon_starts_one_task_on_each_instance_without_one() {
+    let deployments = [deployment(
+        "ecs-svc/1",
+        1,
+        DeploymentStatus::Primary,
+        RolloutState::InProgress,
+    )];
+    let tasks = [on(running("a", "ecs-svc/1"), "i-1")];
+    let plan = plan(
+        &daemon_spec(&["i-1", "i-2", "i-3"], &[], 0),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(plan.start.len(), 1);
+    assert_eq!(plan.start[0].instances, vec!["i-2", "i-3"]);
+    assert_eq!(plan.start[0].count, 2);
+    assert!(plan.stop.is_empty());
+    assert_eq!(find(&plan, "ecs-svc/1").desired_count, 3);
+    assert!(!plan.steady());
+}
+
+#[test]
+fn a_daemon_with_a_task_everywhere_is_steady() {
+    let deployments = [deployment(
+        "ecs-svc/1",
+        1,
+        DeploymentStatus::Primary,
+        RolloutState::InProgress,
+    )];
+    let tasks = [
+        on(running("a", "ecs-svc/1"), "i-1"),
+        on(running("b", "ecs-svc/1"), "i-2"),
+    ];
+    let plan = plan(
+        &daemon_spec(&["i-1", "i-2"], &[], 0),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert!(plan.start.is_empty() && plan.stop.is_empty());
+    assert!(plan.steady());
+    assert_eq!(
+        find(&plan, "ecs-svc/1").rollout_state,
+        RolloutState::Completed
+    );
+}
+
+#[test]
+fn a_daemon_stops_duplicates_and_tasks_on_instances_it_left() {
+    let deployments = [completed("ecs-svc/1", 1)];
+    let tasks = [
+        on(running("a", "ecs-svc/1"), "i-1"),
+        on(task("a2", "ecs-svc/1", TaskStatus::Pending), "i-1"),
+        on(running("gone", "ecs-svc/1"), "i-9"),
+    ];
+    let plan = plan(
+        &daemon_spec(&["i-1"], &[], 0),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    let mut stopped = stopped_ids(&plan);
+    stopped.sort();
+    assert_eq!(stopped, vec!["a2", "gone"]);
+    assert!(plan.start.is_empty());
+}
+
+#[test]
+fn a_daemon_s_task_on_a_busy_draining_instance_stops_last() {
+    let deployments = [completed("ecs-svc/1", 1)];
+    let tasks = [
+        on(running("a", "ecs-svc/1"), "i-1"),
+        draining(on(running("d", "ecs-svc/1"), "i-2")),
+    ];
+    let busy = plan(
+        &daemon_spec(&["i-1"], &["i-2"], 0),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert!(busy.stop.is_empty(), "other tasks still run on i-2");
+    assert!(!busy.steady());
+    let idle = plan(
+        &daemon_spec(&["i-1"], &[], 0),
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(stopped_ids(&idle), vec!["d"]);
+}
+
+#[test]
+fn a_daemon_rollout_stops_old_tasks_within_the_minimum_then_starts_new_ones() {
+    let deployments = [
+        deployment(
+            "ecs-svc/1",
+            1,
+            DeploymentStatus::Active,
+            RolloutState::Completed,
+        ),
+        deployment(
+            "ecs-svc/2",
+            2,
+            DeploymentStatus::Primary,
+            RolloutState::InProgress,
+        ),
+    ];
+    let old = [
+        on(running("a", "ecs-svc/1"), "i-1"),
+        on(running("b", "ecs-svc/1"), "i-2"),
+    ];
+    // Minimum 50% of 2: one may stop at a time, and nothing starts beside an old
+    // task (a daemon never runs two tasks on one instance).
+    let half = plan(
+        &daemon_spec(&["i-1", "i-2"], &[], 50),
+        &deployments,
+        &old,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(stopped_ids(&half), vec!["a"]);
+    assert!(half.start.is_empty());
+    // ECS's default minimum for daemons, 0: all at once.
+    let all = plan(
+        &daemon_spec(&["i-1", "i-2"], &[], 0),
+        &deployments,
+        &old,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(all.stop.len(), 2);
+    // While an old task is still stopping, its instance waits.
+    let mut stopping = old.clone();
+    stopping[0].desired_status = TaskStatus::Stopped;
+    stopping[1].last_status = TaskStatus::Stopped;
+    stopping[1].stop_code = Some(TaskStopCode::ServiceSchedulerInitiated);
+    let next = plan(
+        &daemon_spec(&["i-1", "i-2"], &[], 0),
+        &deployments,
+        &stopping,
+        &SchedulerState::default(),
+        T0,
+    );
+    assert_eq!(next.start.len(), 1);
+    assert_eq!(next.start[0].instances, vec!["i-2"]);
+}
+
+#[test]
+fn a_running_task_on_a_draining_instance_waits_to_be_healthy_before_it_is_replaced() {
+    let deployments = [completed("ecs-svc/1", 1)];
+    let mut young = draining(on(running("y", "ecs-svc/1"), "i-3"));
+    young.started_at = Some(T0);
+    let tasks = [on(running("a", "ecs-svc/1"), "i-1"), young];
+    let spec = ServiceSpec {
+        running_grace: Duration::from_secs(40),
+        ..spec(2, 100, 200)
+    };
+    let plan = plan(
+        &spec,
+        &deployments,
+        &tasks,
+        &SchedulerState::default(),
+        T0 + 1.0,
+    );
+    assert!(
+        plan.stop.is_empty(),
+        "a RUNNING task is not stopped at once"
+    );
+    assert_eq!(started(&plan), 1, "its replacement starts");
 }

@@ -6,7 +6,7 @@
 //! nothing between passes that is not in the store, so after a crash it simply
 //! continues from what the store says.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use berth_model::service::{
     DeploymentRolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus,
 };
 use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
+use berth_sched::InstanceView;
 use berth_store::{Change, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -47,6 +48,9 @@ impl EventRecord for ServiceEvent {
 struct ServiceId {
     region: String,
     cluster: String,
+    /// DAEMON services are looked at first (`false` sorts first): their tasks start
+    /// before other services' on an instance that joins.
+    replica: bool,
     name: String,
 }
 
@@ -75,10 +79,12 @@ fn services(snapshot: &Snapshot, only: Option<&BTreeSet<(String, String)>>) -> V
             found.push(ServiceId {
                 region: region.to_string(),
                 cluster: cluster.to_string(),
+                replica: record.service.scheduling() != SchedulingStrategy::Daemon,
                 name: record.service.service_name.unwrap_or_default(),
             });
         }
     }
+    found.sort();
     found
 }
 
@@ -162,6 +168,7 @@ fn spec_of(service: &Service, running_grace: Duration) -> ServiceSpec {
         // this long, so that one that crashes right after starting is a failure, not
         // a healthy replacement.
         running_grace,
+        daemon: None,
     }
 }
 
@@ -209,12 +216,10 @@ async fn reconcile(
     state::write(store, |snapshot| {
         let Some(found) = state::read::<ServiceRecord>(snapshot, &key)? else { return Ok((None, ())) };
         let mut record = found.value.clone();
-        if record.service.scheduling() == SchedulingStrategy::Daemon {
-            // The DAEMON scheduler is not built yet; such services are accepted and kept.
-            return Ok((None, ()));
-        }
+        let is_daemon = record.service.scheduling() == SchedulingStrategy::Daemon;
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
+        let instances = cluster_instances(snapshot, &id.region, &id.cluster)?;
 
         // The service's tasks, as the planner sees them.
         let mut task_records = Vec::new();
@@ -227,16 +232,14 @@ async fn reconcile(
         let mut tasks = Vec::new();
         for (_, _, record) in &task_records {
             let instance_id = record.task.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = match instance_id {
-                Some(instance) => state::read::<InstanceRecord>(snapshot, &keys::container_instance(&id.region, &id.cluster, instance))?,
-                None => None,
-            };
-            let zone = instance.as_ref().and_then(|i| {
-                i.value.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
+            let instance = instance_id.and_then(|instance| instances.get(instance));
+            let zone = instance.and_then(|i| {
+                i.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
             });
-            let available = instance.as_ref().and_then(|i| {
-                i.value.instance.remaining_resources.iter().flatten().find(|r| r.name.as_deref() == Some("MEMORY")).map(|r| r.amount())
+            let available = instance.and_then(|i| {
+                i.instance.remaining_resources.iter().flatten().find(|r| r.name.as_deref() == Some("MEMORY")).map(|r| r.amount())
             });
+            let instance_draining = instance.is_some_and(|i| i.instance.status.as_deref() == Some(DRAINING));
             tasks.push(ServiceTask {
                 task_arn: record.task.task_arn.clone().unwrap_or_default(),
                 deployment_id: record.task.started_by.clone().unwrap_or_default(),
@@ -249,6 +252,7 @@ async fn reconcile(
                 started_at: record.task.started_at,
                 stop_code: record.task.stop_code,
                 accounted: record.accounted,
+                instance_draining,
             });
         }
         let mut deployments = Vec::new();
@@ -273,7 +277,23 @@ async fn reconcile(
                 has_health_check: health,
             });
         }
-        let spec = spec_of(&record.service, grace);
+        let mut spec = spec_of(&record.service, grace);
+        if is_daemon {
+            let primary = record.service.deployments.iter().flatten().find(|d| d.status.as_deref() == Some("PRIMARY"));
+            let definition = match primary.and_then(|d| d.task_definition.as_deref()) {
+                Some(arn) => definition_record(snapshot, &id.region, arn)?.map(|(_, _, d)| d),
+                None => None,
+            };
+            let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
+            let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
+            spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
+                u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
+            spec.daemon = Some(if spec.desired_count == 0 { plan::DaemonSpec { instances: Vec::new(), ..daemon } } else { daemon });
+            record.service.desired_count = Some(i32::try_from(spec.desired_count).unwrap_or(i32::MAX));
+        }
         let mut outcome = plan::plan(&spec, &deployments, &tasks, &record.scheduler, now);
 
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
@@ -346,19 +366,27 @@ async fn reconcile(
                 tags,
                 record.service.enable_execute_command.unwrap_or(false),
             )?;
-            let count = i32::try_from(start.count).unwrap_or(i32::MAX);
-            let (placed, failures) = place_tasks(
-                &ctx,
-                snapshot,
-                &id.cluster,
-                &launch,
-                count,
-                &mut candidates,
-                PlacementRules {
-                    constraints: record.service.placement_constraints.as_deref().unwrap_or_default(),
-                    strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
-                },
-            )?;
+            let rules = PlacementRules {
+                constraints: record.service.placement_constraints.as_deref().unwrap_or_default(),
+                strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
+            };
+            let (placed, failures) = if start.instances.is_empty() {
+                let count = i32::try_from(start.count).unwrap_or(i32::MAX);
+                place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
+            } else {
+                // A daemon's task goes to its own instance, or nowhere.
+                let mut placed = Vec::new();
+                let mut failures = Vec::new();
+                for instance in &start.instances {
+                    let Some(at) = candidates.iter().position(|c| candidate_id(c) == instance) else {
+                        continue;
+                    };
+                    let (mut on, mut why) = place_tasks(&ctx, snapshot, &id.cluster, &launch, 1, &mut candidates[at..=at], rules)?;
+                    placed.append(&mut on);
+                    failures.append(&mut why);
+                }
+                (placed, failures)
+            };
             if !placed.is_empty() {
                 let ids: Vec<&str> = placed.iter().map(|t| t.id()).collect();
                 let message = plan::message::tasks_started(&spec.name, ids, outcome.unhealthy_replacements);
@@ -366,7 +394,7 @@ async fn reconcile(
                 // The definition must still be there when the tasks are written.
                 txn = txn.when(Compare::unchanged(&definition_key, definition_kv.mod_revision));
             }
-            if placed.len() < start.count as usize {
+            if placed.len() < start.count as usize && (start.instances.is_empty() || !failures.is_empty()) {
                 let reason = match failures.first() {
                     Some(failure) => format!(
                         "The closest matching container-instance {} is missing a required resource: {}.",
@@ -412,6 +440,135 @@ async fn reconcile(
         Ok((Some(txn), ()))
     })
     .await
+}
+
+/// The status of an instance being drained.
+const DRAINING: &str = "DRAINING";
+
+/// Every instance of the cluster, by id.
+fn cluster_instances(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+) -> ApiResult<HashMap<String, InstanceRecord>> {
+    let mut found = HashMap::new();
+    for kv in snapshot.iter_prefix(&keys::container_instances(region, cluster)) {
+        let record: InstanceRecord = state::decode_record(kv)?;
+        let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
+        found.insert(id, record);
+    }
+    Ok(found)
+}
+
+fn candidate_id(candidate: &crate::api::tasks::Candidate) -> &str {
+    candidate.key.rsplit('/').next().unwrap_or_default()
+}
+
+/// How the query language sees an instance, for a daemon's `memberOf` constraints.
+fn instance_view(id: &str, record: &InstanceRecord) -> InstanceView {
+    let instance = &record.instance;
+    InstanceView {
+        id: id.to_string(),
+        arn: instance.container_instance_arn.clone().unwrap_or_default(),
+        ec2_instance_id: instance.ec2_instance_id.clone(),
+        status: instance.status.clone().unwrap_or_default(),
+        agent_connected: instance.agent_connected == Some(true),
+        agent_version: instance
+            .version_info
+            .as_ref()
+            .and_then(|v| v.agent_version.clone()),
+        registered_at: instance.registered_at,
+        attributes: instance
+            .attributes
+            .iter()
+            .flatten()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect(),
+        running_tasks_count: i64::from(instance.running_tasks_count.unwrap_or(0)),
+        ..InstanceView::default()
+    }
+}
+
+/// The instances a DAEMON service runs on (ACTIVE ones its and its task
+/// definition's `memberOf` constraints select, with their agent connected or
+/// already `holding` a task of the service, so that a short disconnection does not
+/// replace it), and the DRAINING ones where other tasks than daemons' still run.
+fn daemon_spec(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+    instances: &HashMap<String, InstanceRecord>,
+    holding: &BTreeSet<&str>,
+    service: &Service,
+    definition: Option<&TaskDefinitionRecord>,
+) -> ApiResult<plan::DaemonSpec> {
+    let mut ids: Vec<&String> = instances
+        .iter()
+        .filter(|(id, r)| {
+            r.instance.status.as_deref() == Some("ACTIVE")
+                && (r.instance.agent_connected == Some(true) || holding.contains(id.as_str()))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    let views: Vec<InstanceView> = ids
+        .iter()
+        .map(|id| instance_view(id, &instances[*id]))
+        .collect();
+    let definition_constraints = definition
+        .and_then(|d| d.task_definition.placement_constraints.clone())
+        .unwrap_or_default();
+    let selected = berth_sched::satisfies_member_of(
+        &views,
+        &definition_constraints,
+        service.placement_constraints.as_deref().unwrap_or_default(),
+    )?;
+    let eligible = ids
+        .into_iter()
+        .zip(selected)
+        .filter(|(_, selected)| *selected)
+        .map(|(id, _)| id.clone())
+        .collect();
+    // Tasks of daemon services do not keep a draining instance busy.
+    let mut daemon_groups = BTreeSet::new();
+    for kv in snapshot.iter_prefix(&keys::services(region, cluster)) {
+        let record: ServiceRecord = state::decode_record(kv)?;
+        if record.service.scheduling() == SchedulingStrategy::Daemon {
+            daemon_groups.insert(format!(
+                "service:{}",
+                record.service.service_name.unwrap_or_default()
+            ));
+        }
+    }
+    let draining: BTreeSet<&str> = instances
+        .iter()
+        .filter(|(_, r)| r.instance.status.as_deref() == Some(DRAINING))
+        .filter_map(|(_, r)| r.instance.container_instance_arn.as_deref())
+        .collect();
+    let mut busy = BTreeSet::new();
+    if !draining.is_empty() {
+        for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+            let task: TaskRecord = state::decode_record(kv)?;
+            let Some(arn) = task.task.container_instance_arn.as_deref() else {
+                continue;
+            };
+            if task.is_stopped()
+                || !draining.contains(arn)
+                || task
+                    .task
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| daemon_groups.contains(g))
+            {
+                continue;
+            }
+            busy.insert(arn.rsplit('/').next().unwrap_or_default().to_string());
+        }
+    }
+    Ok(plan::DaemonSpec {
+        instances: eligible,
+        draining_busy: busy.into_iter().collect(),
+    })
 }
 
 fn event(now: f64, message: String) -> ServiceEvent {

@@ -143,10 +143,18 @@ pub async fn set_connected(
             return Ok((None, ()));
         };
         let mut record = found.value;
-        if record.instance.agent_connected == Some(connected) {
+        let disconnected_at = if connected {
+            None
+        } else {
+            record.disconnected_at.or(Some(now()))
+        };
+        if record.instance.agent_connected == Some(connected)
+            && record.disconnected_at == disconnected_at
+        {
             return Ok((None, ()));
         }
         record.instance.agent_connected = Some(connected);
+        record.disconnected_at = disconnected_at;
         record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
         let txn = berth_store::Txn::new()
             .when(berth_store::Compare::unchanged(&key, found.mod_revision))
@@ -322,7 +330,8 @@ async fn apply_report(
 }
 
 /// After a restart no agent is connected yet: clears every instance's
-/// `agentConnected` left over from the previous run.
+/// `agentConnected` left over from the previous run and starts the lost-agent grace
+/// period of every instance without a session.
 pub async fn reset_connections(store: &dyn Store) -> Result<(), ApiError> {
     let snapshot = store.snapshot().await.map_err(state::store_error)?;
     let mut stale = Vec::new();
@@ -331,7 +340,12 @@ pub async fn reset_connections(store: &dyn Store) -> Result<(), ApiError> {
             continue;
         }
         let record: InstanceRecord = state::decode_record(kv)?;
-        if record.instance.agent_connected == Some(true) {
+        // Connected in the last run, or never seen to disconnect: the lost-agent
+        // grace period starts now for every agent that is not back.
+        let active = record.instance.status.as_deref() != Some(INACTIVE);
+        if record.instance.agent_connected == Some(true)
+            || (active && record.disconnected_at.is_none())
+        {
             // /{region}/instance/{cluster}/{id}
             let mut parts = kv.key.trim_start_matches('/').splitn(4, '/');
             if let (Some(region), Some(_), Some(cluster), Some(id)) =

@@ -15,6 +15,15 @@ pub struct InstanceRecord {
     /// session and report its tasks' state.
     #[serde(rename = "berthOwner", default)]
     pub owner: Option<String>,
+    /// When the instance's agent was last seen to disconnect (its session ended, or
+    /// the control plane started without it); `None` while it is connected. After
+    /// the lost-agent grace period its tasks are marked STOPPED.
+    #[serde(
+        rename = "berthDisconnectedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disconnected_at: Option<f64>,
 }
 
 /// A task and what it holds on its instance.

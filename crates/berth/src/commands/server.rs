@@ -38,6 +38,12 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 40, value_name = "SECONDS")]
     pub task_running_grace: u64,
 
+    /// Seconds an instance's agent may stay disconnected before the tasks on the
+    /// instance are marked STOPPED and services replace them on other instances. The
+    /// agent stops them when it comes back.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lost_agent_grace: u64,
+
     /// The account id in every ARN.
     #[arg(long, default_value = "123456789012", env = "BERTH_ACCOUNT_ID")]
     pub account_id: String,
@@ -135,6 +141,7 @@ pub async fn prepare(args: ServerArgs) -> anyhow::Result<Prepared> {
         default_region: args.region,
         verifier,
         task_running_grace: std::time::Duration::from_secs(args.task_running_grace),
+        lost_agent_grace: std::time::Duration::from_secs(args.lost_agent_grace),
     };
     Ok(Prepared {
         listener,

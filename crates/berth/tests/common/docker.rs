@@ -224,10 +224,20 @@ impl Stack {
     /// `berth server` and one separate `berth agent` process (with `agent_args`),
     /// once the agent's session is up.
     pub async fn server_and_agent(agent_args: &[&str]) -> TestResult<Self> {
+        Self::server_and_agent_with(&[], agent_args).await
+    }
+
+    /// [`Stack::server_and_agent`] with more arguments for the server.
+    pub async fn server_and_agent_with(
+        server_args: &[&str],
+        agent_args: &[&str],
+    ) -> TestResult<Self> {
         ensure_test_image()?;
         // Pinned: a restarted control plane is found again by its agents.
         // A short running grace keeps service rollouts in tests quick.
-        let server = BerthServer::start_pinned(&["--task-running-grace", "3"])?;
+        let mut args = vec!["--task-running-grace", "3"];
+        args.extend_from_slice(server_args);
+        let server = BerthServer::start_pinned(&args)?;
         let mut stack = Self::around(server, ACCESS_KEY_ID, SECRET_ACCESS_KEY);
         stack.add_agent(agent_args).await?;
         Ok(stack)
