@@ -17,10 +17,11 @@ use berth_model::service::{
 };
 use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
 use berth_sched::InstanceView;
-use berth_store::{Change, Compare, Snapshot, Store, Txn};
+use berth_store::{Change, ChangeBatch, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask};
+use super::service_index::{ServiceId, ServiceIndex, key_parts};
 use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
@@ -33,6 +34,9 @@ use crate::state::{self, keys};
 /// How often every service is looked at even if nothing changed (timers: throttle,
 /// health grace, steady-state events).
 const TICK: Duration = Duration::from_secs(1);
+/// How long to wait for the change feed to bring the index to a snapshot's revision
+/// before building it from the snapshot instead.
+const CATCH_UP: Duration = Duration::from_secs(1);
 
 impl EventRecord for ServiceEvent {
     fn message(&self) -> &str {
@@ -43,51 +47,6 @@ impl EventRecord for ServiceEvent {
     }
 }
 
-/// A service, by where it lives.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct ServiceId {
-    region: String,
-    cluster: String,
-    /// DAEMON services are looked at first (`false` sorts first): their tasks start
-    /// before other services' on an instance that joins.
-    replica: bool,
-    name: String,
-}
-
-/// Parses `/{region}/{kind}/{cluster}/...` into (region, kind, cluster).
-fn key_parts(key: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = key.trim_start_matches('/').splitn(4, '/');
-    Some((parts.next()?, parts.next()?, parts.next()?))
-}
-
-/// Every service in the store that is not INACTIVE.
-fn services(snapshot: &Snapshot, only: Option<&BTreeSet<(String, String)>>) -> Vec<ServiceId> {
-    let mut found = Vec::new();
-    for kv in snapshot.iter_prefix("/") {
-        let Some((region, kind, cluster)) = key_parts(&kv.key) else {
-            continue;
-        };
-        if kind != "service"
-            || only.is_some_and(|only| !only.contains(&(region.to_string(), cluster.to_string())))
-        {
-            continue;
-        }
-        let Ok(record) = state::decode_record::<ServiceRecord>(kv) else {
-            continue;
-        };
-        if record.service.status.as_deref() != Some(ServiceStatus::Inactive.as_str()) {
-            found.push(ServiceId {
-                region: region.to_string(),
-                cluster: cluster.to_string(),
-                replica: record.service.scheduling() != SchedulingStrategy::Daemon,
-                name: record.service.service_name.unwrap_or_default(),
-            });
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Runs the controller until the store's change feed closes.
 pub async fn run(app: Arc<App>) {
     let store = Arc::clone(app.store());
@@ -96,31 +55,27 @@ pub async fn run(app: Arc<App>) {
     let grace = app.task_running_grace();
     let mut feed = store.watch();
     let mut tick = tokio::time::interval(TICK);
+    let mut index: Option<ServiceIndex> = None;
     loop {
         // Which clusters' services to look at: on a tick all; on changes, those of
         // the clusters whose services, tasks or instances changed.
-        let dirty: Option<BTreeSet<(String, String)>> = tokio::select! {
+        let mut dirty: Option<BTreeSet<(String, String)>> = tokio::select! {
             _ = tick.tick() => None,
             batch = feed.recv() => match batch {
                 Ok(batch) => {
                     let mut dirty = BTreeSet::new();
-                    let mut add = |changes: &[Change]| for change in changes {
-                        let key = match change { Change::Put(kv) => kv.key.as_str(), Change::Delete { key } => key.as_str() };
-                        if let Some((region, kind, cluster)) = key_parts(key)
-                            && matches!(kind, "service" | "task" | "instance")
-                        {
-                            dirty.insert((region.to_string(), cluster.to_string()));
-                        }
-                    };
-                    add(&batch.changes);
+                    absorb(&mut index, &batch, &mut dirty);
                     // Take every batch already waiting, so a burst is one pass.
                     while let Ok(batch) = feed.try_recv() {
-                        add(&batch.changes);
+                        absorb(&mut index, &batch, &mut dirty);
                     }
                     if dirty.is_empty() { continue; }
                     Some(dirty)
                 }
-                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Lagged(_)) => {
+                    index = None;
+                    None
+                }
                 Err(RecvError::Closed) => return,
             },
         };
@@ -131,12 +86,86 @@ pub async fn run(app: Arc<App>) {
                 continue;
             }
         };
-        for service in services(&snapshot, dirty.as_ref()) {
-            if let Err(err) = reconcile(store.as_ref(), shared, &account, grace, &service).await {
+        let Some(current) = catch_up(&mut index, &mut feed, &snapshot, &mut dirty).await else {
+            return;
+        };
+        for service in current.services() {
+            if dirty.as_ref().is_some_and(|dirty| {
+                !dirty.contains(&(service.region.clone(), service.cluster.clone()))
+            }) {
+                continue;
+            }
+            let task_keys = current.tasks_of(&service.region, &service.cluster, &service.name);
+            if let Err(err) = reconcile(
+                store.as_ref(),
+                shared,
+                &account,
+                grace,
+                &service,
+                &task_keys,
+            )
+            .await
+            {
                 tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
             }
         }
     }
+}
+
+/// Applies a batch of the change feed to the index (if it is not already past it)
+/// and notes the clusters whose services, tasks or instances it changed.
+fn absorb(
+    index: &mut Option<ServiceIndex>,
+    batch: &ChangeBatch,
+    dirty: &mut BTreeSet<(String, String)>,
+) {
+    for change in &batch.changes {
+        let key = match change {
+            Change::Put(kv) => kv.key.as_str(),
+            Change::Delete { key } => key.as_str(),
+        };
+        if let Some((region, kind, cluster, _)) = key_parts(key)
+            && matches!(kind, "service" | "task" | "instance")
+        {
+            dirty.insert((region.to_string(), cluster.to_string()));
+        }
+    }
+    if let Some(current) = index.as_mut()
+        && batch.revision > current.revision()
+    {
+        current.apply(batch);
+    }
+}
+
+/// Brings the index to (at least) the snapshot's revision: built from the snapshot
+/// if there is none, or from the change feed. None when the feed has closed.
+async fn catch_up<'i>(
+    index: &'i mut Option<ServiceIndex>,
+    feed: &mut tokio::sync::broadcast::Receiver<Arc<ChangeBatch>>,
+    snapshot: &Snapshot,
+    dirty: &mut Option<BTreeSet<(String, String)>>,
+) -> Option<&'i ServiceIndex> {
+    let behind = |index: &Option<ServiceIndex>| {
+        index
+            .as_ref()
+            .is_some_and(|i| i.revision() < snapshot.revision())
+    };
+    while behind(index) {
+        let mut seen = BTreeSet::new();
+        match tokio::time::timeout(CATCH_UP, feed.recv()).await {
+            Ok(Ok(batch)) => absorb(index, &batch, &mut seen),
+            Ok(Err(RecvError::Closed)) => return None,
+            // Lagged, or the batch is slow to come: read the snapshot instead.
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => *index = None,
+        }
+        if let Some(dirty) = dirty.as_mut() {
+            dirty.extend(seen);
+        }
+    }
+    if index.is_none() {
+        *dirty = None;
+    }
+    Some(index.get_or_insert_with(|| ServiceIndex::build(snapshot)))
 }
 
 fn task_status(text: Option<&str>) -> TaskStatus {
@@ -207,6 +236,7 @@ async fn reconcile(
     account: &str,
     grace: Duration,
     id: &ServiceId,
+    task_keys: &[String],
 ) -> ApiResult<()> {
     let scope = Scope::new(id.region.clone(), account.to_string());
     let principal = scope.account_root_arn();
@@ -223,7 +253,8 @@ async fn reconcile(
 
         // The service's tasks, as the planner sees them.
         let mut task_records = Vec::new();
-        for kv in snapshot.iter_prefix(&keys::tasks(&id.region, &id.cluster)) {
+        for task_key in task_keys {
+            let Some(kv) = snapshot.get(task_key) else { continue };
             let task: TaskRecord = state::decode_record(kv)?;
             if task.task.group.as_deref() == Some(group.as_str()) && !(task.is_stopped() && task.accounted) {
                 task_records.push((kv.key.clone(), kv.mod_revision, task));
