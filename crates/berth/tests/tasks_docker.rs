@@ -973,7 +973,9 @@ async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() ->
             "{name}"
         );
         assert_eq!(
-            inspection.pointer("/HostConfig/Memory").and_then(Value::as_i64),
+            inspection
+                .pointer("/HostConfig/Memory")
+                .and_then(Value::as_i64),
             Some(0),
             "{name} has no memory limit of its own"
         );
@@ -1016,6 +1018,75 @@ async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() ->
     );
 
     // The cgroup goes with the task's containers.
+    wait_for("the task cgroup to be removed", TASK_DEADLINE, || async {
+        Ok((!cgroups.any_left(&id)).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readopted_task_keeps_its_cgroup_until_it_stops() -> TestResult {
+    let mut cgroups = TaskCgroups::new()?;
+    let mut stack = Stack::server_and_agent(&[]).await?;
+    let client = stack.client();
+    let instance = stack.instance_arn(0)?;
+    let main = container_builder("main", UNTIL_TERM)
+        .set_memory(None)
+        .build();
+    let out = client
+        .register_task_definition()
+        .family("task-limits-readopted")
+        .cpu("512")
+        .memory("96")
+        .container_definitions(main)
+        .send()
+        .await?;
+    let definition = out
+        .task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .req("task definition ARN")?;
+    let arn = run_task(&client, definition)
+        .await?
+        .task_arn()
+        .req("task ARN")?
+        .to_string();
+    let id = task_id(&arn).to_string();
+    cgroups.task_ids.push(id.clone());
+    wait_running(&client, &arn).await?;
+    let parent = format!("/berth/{id}");
+    let before = inspect_existing(&runtime_name(&arn, "main")).await?;
+    assert_eq!(field(&before, "/HostConfig/CgroupParent")?, parent);
+
+    stack.agents[0].kill9()?;
+    stack.wait_connected(&instance, false).await?;
+    stack.agents[0].restart()?;
+    stack.wait_connected(&instance, true).await?;
+
+    // Same container, same cgroup, same limits.
+    let running = wait_running(&client, &arn).await?;
+    assert_eq!(running.last_status(), Some("RUNNING"));
+    let after = inspect_existing(&runtime_name(&arn, "main")).await?;
+    assert_eq!(field(&after, "/Id")?, field(&before, "/Id")?);
+    assert_eq!(
+        field(&after, "/State/StartedAt")?,
+        field(&before, "/State/StartedAt")?
+    );
+    let memory = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        cgroups.read("memory", &parent, "memory.max")?
+    } else {
+        cgroups.read("memory", &parent, "memory.limit_in_bytes")?
+    };
+    assert_eq!(memory, (96u64 << 20).to_string());
+
+    client
+        .stop_task()
+        .cluster(CLUSTER)
+        .task(&arn)
+        .reason("e2e: done")
+        .send()
+        .await?;
+    wait_stopped(&client, &arn).await?;
     wait_for("the task cgroup to be removed", TASK_DEADLINE, || async {
         Ok((!cgroups.any_left(&id)).then_some(()))
     })

@@ -1039,21 +1039,24 @@ async fn task_limits_put_every_container_in_the_task_cgroup_until_it_stops() -> 
     );
     for container in ["app", "sidecar"] {
         let spec = h.fake.spec(&name("t1", container)).ok_or("no container")?;
-        assert_eq!(spec.cgroup_parent.as_deref(), Some("/berth/t1"), "{container}");
+        assert_eq!(
+            spec.cgroup_parent.as_deref(),
+            Some("/berth/t1"),
+            "{container}"
+        );
     }
-    let made = h
-        .runtime
-        .position(&Call::EnsureTaskCgroup("t1".to_owned()));
+    let made = h.runtime.position(&Call::EnsureTaskCgroup("t1".to_owned()));
     let created = h.runtime.position(&Call::Create(name("t1", "app")));
     assert!(made.is_some() && made < created, "{:#?}", h.runtime.calls());
 
     h.engine.apply(vec![stopping(task, "done")], false);
     h.wait_status("t1", TaskStatus::Stopped).await?;
     let fake = h.fake.clone();
-    eventually("the task cgroup is removed", || fake.task_cgroup_count() == 0).await?;
-    let removed = h
-        .runtime
-        .position(&Call::RemoveTaskCgroup("t1".to_owned()));
+    eventually("the task cgroup is removed", || {
+        fake.task_cgroup_count() == 0
+    })
+    .await?;
+    let removed = h.runtime.position(&Call::RemoveTaskCgroup("t1".to_owned()));
     let last_container = h.runtime.position(&Call::Remove(name("t1", "sidecar")));
     assert!(
         removed.is_some() && removed > last_container,
@@ -1087,7 +1090,10 @@ async fn an_adopted_task_keeps_its_cgroup_and_removes_it_when_it_stops() -> Test
     first.engine.apply(vec![task.clone()], false);
     first.wait_status("t1", TaskStatus::Running).await?;
     first.engine.shutdown().await;
-    assert!(fake.task_cgroup("t1").is_some(), "the cgroup outlives the agent");
+    assert!(
+        fake.task_cgroup("t1").is_some(),
+        "the cgroup outlives the agent"
+    );
 
     let mut second = Harness::on(fake.clone());
     assert_eq!(second.engine.adopt().await?, vec![task_arn("t1")]);
@@ -1113,6 +1119,9 @@ async fn an_adopted_task_keeps_its_cgroup_and_removes_it_when_it_stops() -> Test
 
     fake.exit(&name("t1", "app"), 0)?;
     second.wait_status("t1", TaskStatus::Stopped).await?;
-    eventually("the task cgroup is removed", || fake.task_cgroup_count() == 0).await?;
+    eventually("the task cgroup is removed", || {
+        fake.task_cgroup_count() == 0
+    })
+    .await?;
     Ok(())
 }

@@ -92,7 +92,10 @@ impl DockerRuntime {
             .cgroups
             .get_or_try_init(|| async {
                 let info = self.docker.info().await.map_err(engine)?;
-                let driver = info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default();
+                let driver = info
+                    .cgroup_driver
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
                 let version = info
                     .cgroup_version
                     .map(|v| v.to_string())

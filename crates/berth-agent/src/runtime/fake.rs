@@ -650,9 +650,10 @@ impl Runtime for FakeRuntime {
     async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError> {
         let mut world = self.reachable()?;
         let path = task_cgroup_path(task_id);
-        let busy = world.containers.values().any(|c| {
-            c.status == Status::Running && path.is_some() && c.spec.cgroup_parent == path
-        });
+        let busy = world
+            .containers
+            .values()
+            .any(|c| c.status == Status::Running && path.is_some() && c.spec.cgroup_parent == path);
         if busy {
             return Err(RuntimeError::TaskCgroup(format!(
                 "{}: Device or resource busy",

@@ -142,7 +142,10 @@ impl Layout {
                     if fs::read_to_string(&hierarchy).is_ok_and(|v| v.trim() == "0") {
                         let _ = write(&hierarchy, "1");
                     }
-                    write(&memory_dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                    write(
+                        &memory_dir.join("memory.limit_in_bytes"),
+                        &bytes.to_string(),
+                    )?;
                 }
                 let cpu_dir = cpu.join(PARENT).join(task_id);
                 mkdir_all(&cpu_dir)?;
@@ -291,8 +294,7 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-    const V2: &str =
-        "26 23 0:23 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+    const V2: &str = "26 23 0:23 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
 
     fn values(cpu: Option<u32>, memory: Option<u32>) -> CgroupValues {
         CgroupValues::of(&TaskLimits {
@@ -397,7 +399,10 @@ mod tests {
     fn v2_hands_the_controllers_down_and_writes_memory_max_and_cpu_max() -> TestResult {
         let base = tempfile::tempdir()?;
         let root = hierarchy(base.path(), "unified")?;
-        fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory pids\n")?;
+        fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )?;
         fs::write(root.join("cgroup.subtree_control"), "memory pids\n")?;
         let parent = hierarchy(&root, PARENT)?;
         fs::write(parent.join("cgroup.controllers"), "cpu memory pids\n")?;
@@ -449,7 +454,10 @@ mod tests {
         layout.remove("t1")?;
         for h in [&memory, &cpu, &pids] {
             assert!(!h.join("berth/t1").exists(), "{}", h.display());
-            assert!(h.join("berth/other").exists(), "another task's cgroup stays");
+            assert!(
+                h.join("berth/other").exists(),
+                "another task's cgroup stays"
+            );
         }
         layout.remove("t1")?;
         assert!(matches!(

@@ -74,7 +74,10 @@ mod tests {
             task_cgroup_path("0f3c8a2e9b5d4f6a8c1e2b3d4f5a6b7c").as_deref(),
             Some("/berth/0f3c8a2e9b5d4f6a8c1e2b3d4f5a6b7c")
         );
-        assert_eq!(task_cgroup_path("a-b_c.1").as_deref(), Some("/berth/a-b_c.1"));
+        assert_eq!(
+            task_cgroup_path("a-b_c.1").as_deref(),
+            Some("/berth/a-b_c.1")
+        );
         for bad in ["", ".", "..", "a/b", "/a", "a\0b"] {
             assert_eq!(task_cgroup_path(bad), None, "{bad:?}");
         }
