@@ -17,9 +17,10 @@ use aws_sdk_ecs::types::{
     PortMapping, TaskOverride, TaskStopCode, TransportProtocol, Volume,
 };
 use common::docker::{
-    CLUSTER, HELLO, INSTANCE_LABEL, Stack, TASK_DEADLINE, UNTIL_TERM, container, container_builder,
-    container_of, docker, epoch_of, field, free_port, http_get, inspect_existing, register,
-    run_task, runtime_name, task_id, wait_for, wait_running, wait_stopped, wait_task,
+    CLUSTER, HELLO, INSTANCE_LABEL, Stack, TASK_DEADLINE, UNTIL_TERM, cgroup_hierarchies,
+    container, container_builder, container_of, docker, epoch_of, field, free_port, http_get,
+    inspect_existing, register, remove_task_cgroup, run_task, runtime_name, task_id, wait_for,
+    wait_running, wait_stopped, wait_task,
 };
 use common::{Require, TestResult};
 use serde_json::Value;
@@ -838,10 +839,9 @@ async fn fargate_shaped_work_runs_with_its_container_port_published() -> TestRes
     Ok(())
 }
 
-/// The directories of task cgroups (`/berth/<task id>`) in every cgroup hierarchy
-/// mounted here, as berth's agent makes them; removed when dropped (after the
-/// [`Stack`] declared after it has removed the containers), so a failing test leaves
-/// no cgroup behind.
+/// The task cgroups (`/berth/<task id>`) of a test's tasks, as berth's agent makes
+/// them; removed when dropped (the [`Stack`] removes those of its containers' tasks
+/// too), so a failing test leaves no cgroup behind.
 struct TaskCgroups {
     /// Mount points of the cgroup hierarchies.
     hierarchies: Vec<std::path::PathBuf>,
@@ -849,27 +849,16 @@ struct TaskCgroups {
 }
 
 impl TaskCgroups {
-    fn new() -> TestResult<Self> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-        let hierarchies = mountinfo
-            .lines()
-            .filter_map(|line| {
-                let (before, after) = line.split_once(" - ")?;
-                let fs_type = after.split(' ').next()?;
-                let mount_point = before.split(' ').nth(4)?;
-                matches!(fs_type, "cgroup" | "cgroup2").then(|| mount_point.into())
-            })
-            .collect();
-        Ok(Self {
-            hierarchies,
+    fn new() -> Self {
+        Self {
+            hierarchies: cgroup_hierarchies(),
             task_ids: Vec::new(),
-        })
+        }
     }
 
     /// The hierarchy of a cgroup v1 `controller`, or the unified one on a v2 host.
     fn hierarchy(&self, controller: &str) -> TestResult<std::path::PathBuf> {
-        let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
-        if unified.exists() {
+        if cgroup_v2() {
             return Ok("/sys/fs/cgroup".into());
         }
         self.hierarchies
@@ -897,33 +886,24 @@ impl TaskCgroups {
             .iter()
             .any(|h| h.join("berth").join(task_id).exists())
     }
-
-    fn remove_tree(dir: &std::path::Path) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    Self::remove_tree(&entry.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
-    }
 }
 
 impl Drop for TaskCgroups {
     fn drop(&mut self) {
         for id in &self.task_ids {
-            for hierarchy in &self.hierarchies {
-                Self::remove_tree(&hierarchy.join("berth").join(id));
-            }
+            remove_task_cgroup(id);
         }
     }
+}
+
+fn cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() -> TestResult {
     // Declared first, dropped last: after the stack has removed the containers.
-    let mut cgroups = TaskCgroups::new()?;
+    let mut cgroups = TaskCgroups::new();
     let stack = Stack::up(&[]).await?;
     let client = stack.client();
     // Neither container has a memory limit of its own: only the task's 64 MiB bounds
@@ -987,8 +967,7 @@ async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() ->
             .join(container_id);
         assert!(own.is_dir(), "{} is not a directory", own.display());
     }
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if v2 {
+    if cgroup_v2() {
         assert_eq!(cgroups.read("memory", &parent, "memory.max")?, "67108864");
         assert_eq!(cgroups.read("cpu", &parent, "cpu.max")?, "25000 100000");
     } else {
@@ -1027,7 +1006,7 @@ async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_readopted_task_keeps_its_cgroup_until_it_stops() -> TestResult {
-    let mut cgroups = TaskCgroups::new()?;
+    let mut cgroups = TaskCgroups::new();
     let mut stack = Stack::server_and_agent(&[]).await?;
     let client = stack.client();
     let instance = stack.instance_arn(0)?;
@@ -1072,7 +1051,7 @@ async fn a_readopted_task_keeps_its_cgroup_until_it_stops() -> TestResult {
         field(&after, "/State/StartedAt")?,
         field(&before, "/State/StartedAt")?
     );
-    let memory = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    let memory = if cgroup_v2() {
         cgroups.read("memory", &parent, "memory.max")?
     } else {
         cgroups.read("memory", &parent, "memory.limit_in_bytes")?

@@ -100,8 +100,7 @@ impl DockerRuntime {
                     .cgroup_version
                     .map(|v| v.to_string())
                     .unwrap_or_default();
-                let detected = blocking(move || detect_layout(&driver, &version)).await?;
-                Ok::<_, RuntimeError>(match detected {
+                Ok::<_, RuntimeError>(match detect_layout(&driver, &version) {
                     Ok(layout) => {
                         tracing::info!(
                             ?layout,
@@ -350,10 +349,8 @@ impl Runtime for DockerRuntime {
         let path = cgroup::task_cgroup_path(task_id).ok_or_else(|| {
             RuntimeError::TaskCgroup(CgroupError::InvalidTaskId(task_id.to_owned()).to_string())
         })?;
-        let values = CgroupValues::of(limits);
-        let id = task_id.to_owned();
-        blocking(move || layout.create(&id, &values))
-            .await?
+        layout
+            .create(task_id, &CgroupValues::of(limits))
             .map_err(|e| RuntimeError::TaskCgroup(e.to_string()))?;
         Ok(Some(path))
     }
@@ -367,9 +364,7 @@ impl Runtime for DockerRuntime {
         let mut delay = CGROUP_REMOVE_BACKOFF;
         let mut attempt = 1;
         loop {
-            let layout = layout.clone();
-            let id = task_id.to_owned();
-            match blocking(move || layout.remove(&id)).await? {
+            match layout.remove(task_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_busy() && attempt < CGROUP_REMOVE_ATTEMPTS => {
                     tokio::time::sleep(delay).await;
@@ -391,15 +386,6 @@ impl Runtime for DockerRuntime {
         };
         futures::stream::unfold(state, next_event).boxed()
     }
-}
-
-/// Runs cgroup file operations off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, RuntimeError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RuntimeError::TaskCgroup(e.to_string()))
 }
 
 /// The task cgroup layout of this host, or why it has none.

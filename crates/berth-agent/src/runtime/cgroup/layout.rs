@@ -1,6 +1,7 @@
 //! The host's cgroup layout as far as task cgroups go, and the file operations that
-//! create, limit and remove them. Blocking (cgroup files are kernel memory; the calls
-//! return at once), so the async callers run them on the blocking pool.
+//! create, limit and remove them. Synchronous: cgroup files are kernel memory, never
+//! waiting on a disk, so the calls return at once and async callers make them inline
+//! (the blocking pool's threads would outlive them and cost the agent memory).
 
 use std::fs;
 use std::io::ErrorKind;
