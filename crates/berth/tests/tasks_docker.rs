@@ -17,9 +17,10 @@ use aws_sdk_ecs::types::{
     PortMapping, TaskOverride, TaskStopCode, TransportProtocol, Volume,
 };
 use common::docker::{
-    CLUSTER, HELLO, INSTANCE_LABEL, Stack, TASK_DEADLINE, UNTIL_TERM, container, container_builder,
-    container_of, docker, epoch_of, field, free_port, http_get, inspect_existing, register,
-    run_task, runtime_name, task_id, wait_for, wait_running, wait_stopped, wait_task,
+    CLUSTER, HELLO, INSTANCE_LABEL, Stack, TASK_DEADLINE, UNTIL_TERM, cgroup_hierarchies,
+    container, container_builder, container_of, docker, epoch_of, field, free_port, http_get,
+    inspect_existing, register, remove_task_cgroup, run_task, runtime_name, task_id, wait_for,
+    wait_running, wait_stopped, wait_task,
 };
 use common::{Require, TestResult};
 use serde_json::Value;
@@ -835,5 +836,239 @@ async fn fargate_shaped_work_runs_with_its_container_port_published() -> TestRes
         stop_task(&client, &arn, "e2e: next").await?;
         wait_stopped(&client, &arn).await?;
     }
+    Ok(())
+}
+
+/// The task cgroups (`/berth/<task id>`) of a test's tasks, as berth's agent makes
+/// them; removed when dropped (the [`Stack`] removes those of its containers' tasks
+/// too), so a failing test leaves no cgroup behind.
+struct TaskCgroups {
+    /// Mount points of the cgroup hierarchies.
+    hierarchies: Vec<std::path::PathBuf>,
+    task_ids: Vec<String>,
+}
+
+impl TaskCgroups {
+    fn new() -> Self {
+        Self {
+            hierarchies: cgroup_hierarchies(),
+            task_ids: Vec::new(),
+        }
+    }
+
+    /// The hierarchy of a cgroup v1 `controller`, or the unified one on a v2 host.
+    fn hierarchy(&self, controller: &str) -> TestResult<std::path::PathBuf> {
+        if cgroup_v2() {
+            return Ok("/sys/fs/cgroup".into());
+        }
+        self.hierarchies
+            .iter()
+            .find(|h| {
+                h.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.split(',').any(|c| c == controller))
+            })
+            .cloned()
+            .req(&format!("the {controller} cgroup hierarchy"))
+    }
+
+    /// A file of the cgroup at `path` (as Docker names cgroup parents) of `controller`.
+    fn read(&self, controller: &str, path: &str, file: &str) -> TestResult<String> {
+        let dir = self
+            .hierarchy(controller)?
+            .join(path.trim_start_matches('/'));
+        Ok(std::fs::read_to_string(dir.join(file))?.trim().to_string())
+    }
+
+    /// Whether a task cgroup directory is left in any hierarchy.
+    fn any_left(&self, task_id: &str) -> bool {
+        self.hierarchies
+            .iter()
+            .any(|h| h.join("berth").join(task_id).exists())
+    }
+}
+
+impl Drop for TaskCgroups {
+    fn drop(&mut self) {
+        for id in &self.task_ids {
+            remove_task_cgroup(id);
+        }
+    }
+}
+
+fn cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_cpu_and_memory_limit_all_containers_together_in_a_task_cgroup() -> TestResult {
+    // Declared first, dropped last: after the stack has removed the containers.
+    let mut cgroups = TaskCgroups::new();
+    let stack = Stack::up(&[]).await?;
+    let client = stack.client();
+    // Neither container has a memory limit of its own: only the task's 64 MiB bounds
+    // them. The hog allocates without end once told to.
+    let hog = container_builder(
+        "hog",
+        &[
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done; x=a; while true; do x=$x$x; done",
+        ],
+    )
+    .set_memory(None)
+    .build();
+    let sidecar = container_builder("sidecar", UNTIL_TERM)
+        .set_memory(None)
+        .essential(false)
+        .build();
+    let out = client
+        .register_task_definition()
+        .family("task-limits")
+        .cpu("256")
+        .memory("64")
+        .container_definitions(hog)
+        .container_definitions(sidecar)
+        .send()
+        .await?;
+    let definition = out
+        .task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .req("task definition ARN")?;
+    let arn = run_task(&client, definition)
+        .await?
+        .task_arn()
+        .req("task ARN")?
+        .to_string();
+    let id = task_id(&arn).to_string();
+    cgroups.task_ids.push(id.clone());
+    wait_running(&client, &arn).await?;
+
+    let parent = format!("/berth/{id}");
+    for name in ["hog", "sidecar"] {
+        let inspection = inspect_existing(&runtime_name(&arn, name)).await?;
+        assert_eq!(
+            field(&inspection, "/HostConfig/CgroupParent")?,
+            parent,
+            "{name}"
+        );
+        assert_eq!(
+            inspection
+                .pointer("/HostConfig/Memory")
+                .and_then(Value::as_i64),
+            Some(0),
+            "{name} has no memory limit of its own"
+        );
+        // The container's own cgroup is inside the task's.
+        let container_id = field(&inspection, "/Id")?;
+        let own = cgroups
+            .hierarchy("memory")?
+            .join(parent.trim_start_matches('/'))
+            .join(container_id);
+        assert!(own.is_dir(), "{} is not a directory", own.display());
+    }
+    if cgroup_v2() {
+        assert_eq!(cgroups.read("memory", &parent, "memory.max")?, "67108864");
+        assert_eq!(cgroups.read("cpu", &parent, "cpu.max")?, "25000 100000");
+    } else {
+        assert_eq!(
+            cgroups.read("memory", &parent, "memory.limit_in_bytes")?,
+            "67108864"
+        );
+        // 256 CPU units: a quarter of a CPU.
+        assert_eq!(cgroups.read("cpu", &parent, "cpu.cfs_period_us")?, "100000");
+        assert_eq!(cgroups.read("cpu", &parent, "cpu.cfs_quota_us")?, "25000");
+    }
+
+    // Over the task's memory, the hog is killed by the kernel.
+    docker(&["exec", &runtime_name(&arn, "hog"), "touch", "/tmp/go"]).await?;
+    let task = wait_stopped(&client, &arn).await?;
+    let hog = container_of(&task, "hog")?;
+    assert_eq!(hog.exit_code(), Some(137), "{task:#?}");
+    assert!(
+        hog.reason()
+            .is_some_and(|r| r.starts_with("OutOfMemoryError")),
+        "{task:#?}"
+    );
+    assert_eq!(
+        task.stop_code(),
+        Some(&TaskStopCode::EssentialContainerExited),
+        "{task:#?}"
+    );
+
+    // The cgroup goes with the task's containers.
+    wait_for("the task cgroup to be removed", TASK_DEADLINE, || async {
+        Ok((!cgroups.any_left(&id)).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readopted_task_keeps_its_cgroup_until_it_stops() -> TestResult {
+    let mut cgroups = TaskCgroups::new();
+    let mut stack = Stack::server_and_agent(&[]).await?;
+    let client = stack.client();
+    let instance = stack.instance_arn(0)?;
+    let main = container_builder("main", UNTIL_TERM)
+        .set_memory(None)
+        .build();
+    let out = client
+        .register_task_definition()
+        .family("task-limits-readopted")
+        .cpu("512")
+        .memory("96")
+        .container_definitions(main)
+        .send()
+        .await?;
+    let definition = out
+        .task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .req("task definition ARN")?;
+    let arn = run_task(&client, definition)
+        .await?
+        .task_arn()
+        .req("task ARN")?
+        .to_string();
+    let id = task_id(&arn).to_string();
+    cgroups.task_ids.push(id.clone());
+    wait_running(&client, &arn).await?;
+    let parent = format!("/berth/{id}");
+    let before = inspect_existing(&runtime_name(&arn, "main")).await?;
+    assert_eq!(field(&before, "/HostConfig/CgroupParent")?, parent);
+
+    stack.agents[0].kill9()?;
+    stack.wait_connected(&instance, false).await?;
+    stack.agents[0].restart()?;
+    stack.wait_connected(&instance, true).await?;
+
+    // Same container, same cgroup, same limits.
+    let running = wait_running(&client, &arn).await?;
+    assert_eq!(running.last_status(), Some("RUNNING"));
+    let after = inspect_existing(&runtime_name(&arn, "main")).await?;
+    assert_eq!(field(&after, "/Id")?, field(&before, "/Id")?);
+    assert_eq!(
+        field(&after, "/State/StartedAt")?,
+        field(&before, "/State/StartedAt")?
+    );
+    let memory = if cgroup_v2() {
+        cgroups.read("memory", &parent, "memory.max")?
+    } else {
+        cgroups.read("memory", &parent, "memory.limit_in_bytes")?
+    };
+    assert_eq!(memory, (96u64 << 20).to_string());
+
+    client
+        .stop_task()
+        .cluster(CLUSTER)
+        .task(&arn)
+        .reason("e2e: done")
+        .send()
+        .await?;
+    wait_stopped(&client, &arn).await?;
+    wait_for("the task cgroup to be removed", TASK_DEADLINE, || async {
+        Ok((!cgroups.any_left(&id)).then_some(()))
+    })
+    .await?;
     Ok(())
 }

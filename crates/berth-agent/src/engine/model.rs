@@ -10,7 +10,9 @@ use berth_proto::{DesiredTask, StopCode, TaskStatus};
 use tokio::time::Instant;
 
 use super::spec::{self, TaskContext, VolumeToCreate, link_target};
-use crate::runtime::{ContainerSpec, ContainerState, Health, PortBound, RuntimeError, Status};
+use crate::runtime::{
+    ContainerSpec, ContainerState, Health, PortBound, RuntimeError, Status, TaskLimits,
+};
 
 /// The container's reason when the kernel killed it for memory (ECS's wording).
 pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
@@ -254,6 +256,27 @@ pub enum VolumesPhase {
     Failed(String),
 }
 
+/// The task's cgroup, which holds its task-level cpu and memory limits: made before
+/// any container is created, since the containers are created inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupPhase {
+    Pending,
+    Creating,
+    /// The cgroup parent of the task's containers; `None` when the task has no
+    /// task-level limits or the host cannot give it a cgroup.
+    Ready(Option<String>),
+}
+
+impl CgroupPhase {
+    /// The cgroup parent of the task's containers, once known.
+    pub fn parent(&self) -> Option<String> {
+        match self {
+            CgroupPhase::Ready(parent) => parent.clone(),
+            CgroupPhase::Pending | CgroupPhase::Creating => None,
+        }
+    }
+}
+
 /// Why the task stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopCause {
@@ -285,6 +308,9 @@ pub struct TaskModel {
     pub volumes_to_create: Vec<VolumeToCreate>,
     pub volumes_to_remove: Vec<String>,
     pub volumes: VolumesPhase,
+    /// The task-level cpu and memory.
+    pub limits: TaskLimits,
+    pub cgroup: CgroupPhase,
     pub stop: Option<StopCause>,
     /// The known status; only moves forward.
     pub status: TaskStatus,
@@ -335,6 +361,8 @@ impl TaskModel {
         if invalid.is_none() {
             invalid = dependency_problem(&containers);
         }
+        let size = desired.task_definition.size();
+        let limits = TaskLimits::new(size.cpu, size.memory);
         Self {
             task_arn: desired.task_arn.clone(),
             cluster_arn: desired.cluster_arn.clone(),
@@ -348,6 +376,12 @@ impl TaskModel {
             },
             volumes_to_create,
             volumes_to_remove,
+            limits,
+            cgroup: if limits.is_none() {
+                CgroupPhase::Ready(None)
+            } else {
+                CgroupPhase::Pending
+            },
             stop: None,
             status: TaskStatus::Pending,
             cleanup_allowed: true,
@@ -390,6 +424,10 @@ impl TaskModel {
             volumes_to_create: Vec::new(),
             volumes_to_remove: Vec::new(),
             volumes: VolumesPhase::Ready,
+            // Its containers are in whatever cgroup they were created in; it is made
+            // again (the same) if the definition comes with containers to create.
+            limits: TaskLimits::default(),
+            cgroup: CgroupPhase::Ready(None),
             stop: None,
             status: TaskStatus::Pending,
             cleanup_allowed: false,
@@ -494,6 +532,13 @@ impl TaskModel {
                             bare(&error)
                         )),
                     };
+                }
+            }
+            Outcome::TaskCgroupCreated(result) => {
+                if self.cgroup == CgroupPhase::Creating {
+                    // A host that cannot limit the task still runs it, with its
+                    // containers' own limits (the runner says so).
+                    self.cgroup = CgroupPhase::Ready(result.ok().flatten());
                 }
             }
             Outcome::Pulled { container, result } => {
@@ -618,6 +663,8 @@ impl TaskModel {
 #[derive(Debug)]
 pub enum Outcome {
     VolumesCreated(Result<(), RuntimeError>),
+    /// The task's cgroup parent, if it has one.
+    TaskCgroupCreated(Result<Option<String>, RuntimeError>),
     Pulled {
         container: String,
         result: Result<(), RuntimeError>,

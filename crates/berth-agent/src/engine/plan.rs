@@ -12,7 +12,10 @@
 //!   an essential container that cannot be pulled, created or started fails the task;
 //! - on stop, a container is stopped only after the containers that depend on it;
 //! - the task is RUNNING once every container that will run has started, STOPPED
-//!   once every container has stopped.
+//!   once every container has stopped;
+//! - a task with task-level cpu or memory gets a cgroup of its own before its first
+//!   container is created, and every container is created in it; the cgroup is
+//!   removed after the containers.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,15 +24,21 @@ use berth_proto::{HealthStatus, StopCode, TaskStatus};
 use tokio::time::Instant;
 
 use super::model::{
-    Condition, ContainerModel, ESSENTIAL_EXITED, Now, Phase, StopCause, TaskModel, VolumesPhase,
+    CgroupPhase, Condition, ContainerModel, ESSENTIAL_EXITED, Now, Phase, StopCause, TaskModel,
+    VolumesPhase,
 };
-use super::spec::VolumeToCreate;
-use crate::runtime::{ContainerSpec, Health};
+use super::spec::{self, VolumeToCreate};
+use crate::runtime::{ContainerSpec, Health, TaskLimits};
 
 /// A request to the runtime.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CreateVolumes(Vec<VolumeToCreate>),
+    /// Make the task's cgroup with its task-level limits.
+    CreateTaskCgroup {
+        task_id: String,
+        limits: TaskLimits,
+    },
     Pull {
         container: String,
         image: String,
@@ -47,10 +56,12 @@ pub enum Action {
         id: String,
         timeout: Duration,
     },
-    /// Remove the task's containers, then its task-scoped volumes.
+    /// Remove the task's containers, then its task-scoped volumes, then its cgroup
+    /// (whether it made one or not: an adopted task may have one).
     Cleanup {
         containers: Vec<String>,
         volumes: Vec<String>,
+        task_id: String,
     },
 }
 
@@ -203,6 +214,7 @@ pub fn next_actions(task: &mut TaskModel, now: Now) -> Vec<Action> {
         actions.push(Action::Cleanup {
             containers: task.runtime_ids(),
             volumes: task.volumes_to_remove.clone(),
+            task_id: spec::task_id(&task.task_arn).to_owned(),
         });
     }
     actions
@@ -275,6 +287,13 @@ fn launch(task: &mut TaskModel, now: Now, actions: &mut Vec<Action>) {
         task.volumes = VolumesPhase::Creating;
         actions.push(Action::CreateVolumes(task.volumes_to_create.clone()));
     }
+    if task.cgroup == CgroupPhase::Pending {
+        task.cgroup = CgroupPhase::Creating;
+        actions.push(Action::CreateTaskCgroup {
+            task_id: spec::task_id(&task.task_arn).to_owned(),
+            limits: task.limits,
+        });
+    }
     for container in &mut task.containers {
         if container.phase != Phase::None {
             continue;
@@ -291,11 +310,14 @@ fn launch(task: &mut TaskModel, now: Now, actions: &mut Vec<Action>) {
             None => container.fail("CannotPullContainerError: the container has no image"),
         }
     }
-    let volumes_ready = task.volumes == VolumesPhase::Ready;
+    // The task's volumes and cgroup come before its containers.
+    let prepared =
+        task.volumes == VolumesPhase::Ready && matches!(task.cgroup, CgroupPhase::Ready(_));
+    let cgroup_parent = task.cgroup.parent();
     for index in 0..task.containers.len() {
         let container = &task.containers[index];
         let may_go = match container.phase {
-            Phase::Pulled if volumes_ready => {
+            Phase::Pulled if prepared => {
                 dependencies_state(task, container, now.at) == DependencyState::Satisfied
             }
             Phase::Created => {
@@ -315,7 +337,10 @@ fn launch(task: &mut TaskModel, now: Now, actions: &mut Vec<Action>) {
                     container.phase = Phase::Creating;
                     actions.push(Action::Create {
                         container: container.name.clone(),
-                        spec: Box::new(spec.clone()),
+                        spec: Box::new(ContainerSpec {
+                            cgroup_parent: cgroup_parent.clone(),
+                            ..spec.clone()
+                        }),
                     });
                 }
                 Err(error) => {
@@ -378,7 +403,11 @@ fn stop(task: &mut TaskModel, now: Now, actions: &mut Vec<Action>) {
 pub fn derived_status(task: &TaskModel) -> TaskStatus {
     let all_stopped = task.containers.iter().all(|c| c.phase == Phase::Stopped);
     if task.stop.is_some() {
-        if all_stopped && task.volumes != VolumesPhase::Creating {
+        // What is being made is waited for, so that cleanup comes after it.
+        if all_stopped
+            && task.volumes != VolumesPhase::Creating
+            && task.cgroup != CgroupPhase::Creating
+        {
             TaskStatus::Stopped
         } else {
             TaskStatus::Stopping

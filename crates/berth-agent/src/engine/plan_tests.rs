@@ -65,6 +65,9 @@ fn succeed(task: &mut TaskModel, actions: Vec<Action>, now: Now) {
     for action in actions {
         let outcome = match action {
             Action::CreateVolumes(_) => Outcome::VolumesCreated(Ok(())),
+            Action::CreateTaskCgroup { task_id, .. } => {
+                Outcome::TaskCgroupCreated(Ok(Some(format!("/berth/{task_id}"))))
+            }
             Action::Pull { container, .. } => Outcome::Pulled {
                 container,
                 result: Ok(()),
@@ -113,6 +116,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
         .iter()
         .map(|a| match a {
             Action::CreateVolumes(v) => format!("volumes {}", v.len()),
+            Action::CreateTaskCgroup { task_id, .. } => format!("cgroup {task_id}"),
             Action::Pull { container, .. } => format!("pull {container}"),
             Action::Create { container, .. } => format!("create {container}"),
             Action::Start { container, .. } => format!("start {container}"),
@@ -122,6 +126,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
             Action::Cleanup {
                 containers,
                 volumes,
+                ..
             } => format!("cleanup {} {}", containers.len(), volumes.len()),
         })
         .collect()
@@ -557,7 +562,8 @@ fn create_and_start_failures_are_worded_as_ecs_words_them() -> TestResult {
         actions,
         vec![Action::Cleanup {
             containers: vec![id("app")],
-            volumes: vec![]
+            volumes: vec![],
+            task_id: "t1".to_owned(),
         }]
     );
     Ok(())
@@ -681,7 +687,8 @@ fn a_stop_waits_for_requests_in_flight() -> TestResult {
         actions,
         vec![Action::Cleanup {
             containers: vec![id("a")],
-            volumes: vec![]
+            volumes: vec![],
+            task_id: "t1".to_owned(),
         }]
     );
     assert_eq!(t.status, TaskStatus::Stopped);
@@ -862,5 +869,107 @@ fn an_adopted_task_given_its_definition_goes_on() -> TestResult {
         Some(id("app"))
     );
     assert_eq!(t.stop, None);
+    Ok(())
+}
+
+#[test]
+fn task_limits_make_a_cgroup_before_any_container_is_created() -> TestResult {
+    let now = at(Instant::now(), 0);
+    let mut t = task(json!({
+        "family": "f", "cpu": "0.5 vCPU", "memory": "1 GB",
+        "containerDefinitions": [{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]
+    }))?;
+    assert_eq!(t.limits, TaskLimits::new(Some(512), Some(1024)));
+    let first = next_actions(&mut t, now);
+    assert_eq!(
+        first.first(),
+        Some(&Action::CreateTaskCgroup {
+            task_id: "t1".to_owned(),
+            limits: TaskLimits::new(Some(512), Some(1024)),
+        })
+    );
+    assert_eq!(kinds(&first)[1..], ["pull a", "pull b"]);
+    // Pulled, but the cgroup is not there yet: nothing is created.
+    for container in ["a", "b"] {
+        t.apply(
+            Outcome::Pulled {
+                container: container.to_owned(),
+                result: Ok(()),
+            },
+            now,
+        );
+    }
+    assert!(next_actions(&mut t, now).is_empty());
+    t.apply(
+        Outcome::TaskCgroupCreated(Ok(Some("/berth/t1".to_owned()))),
+        now,
+    );
+    let creates = next_actions(&mut t, now);
+    assert_eq!(kinds(&creates), ["create a", "create b"]);
+    for action in &creates {
+        let Action::Create { spec, .. } = action else {
+            return Err(format!("not a create: {action:?}").into());
+        };
+        assert_eq!(spec.cgroup_parent.as_deref(), Some("/berth/t1"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_host_without_task_cgroups_still_runs_the_task() -> TestResult {
+    let now = at(Instant::now(), 0);
+    let mut t = task(json!({
+        "family": "f", "memory": "64",
+        "containerDefinitions": [{"name": "a", "image": "a"}]
+    }))?;
+    assert_eq!(kinds(&next_actions(&mut t, now)), ["cgroup t1", "pull a"]);
+    t.apply(
+        Outcome::TaskCgroupCreated(Err(RuntimeError::TaskCgroup("read-only".to_owned()))),
+        now,
+    );
+    t.apply(
+        Outcome::Pulled {
+            container: "a".to_owned(),
+            result: Ok(()),
+        },
+        now,
+    );
+    let creates = next_actions(&mut t, now);
+    let [Action::Create { spec, .. }] = creates.as_slice() else {
+        return Err(format!("{creates:?}").into());
+    };
+    assert_eq!(spec.cgroup_parent, None);
+    succeed(&mut t, creates, now);
+    run_quietly(&mut t, now);
+    assert_eq!(t.status, TaskStatus::Running);
+    Ok(())
+}
+
+#[test]
+fn without_task_limits_there_is_no_cgroup_to_make() -> TestResult {
+    let now = at(Instant::now(), 0);
+    let mut t = task(containers(json!([{"name": "a", "image": "a"}])))?;
+    assert_eq!(t.cgroup, CgroupPhase::Ready(None));
+    assert_eq!(kinds(&next_actions(&mut t, now)), ["pull a"]);
+    Ok(())
+}
+
+#[test]
+fn a_stop_while_the_cgroup_is_made_waits_for_it_before_cleanup() -> TestResult {
+    let now = at(Instant::now(), 0);
+    let mut t = task(json!({
+        "family": "f", "cpu": "256",
+        "containerDefinitions": [{"name": "a", "image": "a"}]
+    }))?;
+    assert_eq!(kinds(&next_actions(&mut t, now)), ["cgroup t1", "pull a"]);
+    t.request_stop(StopCause::new(STOPPED_BY_USER, None));
+    assert!(next_actions(&mut t, now).is_empty());
+    assert_eq!(t.status, TaskStatus::Stopping);
+    t.apply(
+        Outcome::TaskCgroupCreated(Ok(Some("/berth/t1".to_owned()))),
+        now,
+    );
+    assert_eq!(kinds(&next_actions(&mut t, now)), ["cleanup 0 0"]);
+    assert_eq!(t.status, TaskStatus::Stopped);
     Ok(())
 }

@@ -204,6 +204,25 @@ impl Runner {
                     Outcome::VolumesCreated(result)
                 });
             }
+            Action::CreateTaskCgroup { task_id, limits } => {
+                let task_arn = self.model.task_arn.clone();
+                self.actions.spawn(async move {
+                    let result = runtime.ensure_task_cgroup(&task_id, &limits).await;
+                    match &result {
+                        Ok(Some(parent)) => {
+                            tracing::debug!(task = %task_arn, cgroup = %parent, "task cgroup ready");
+                        }
+                        Ok(None) => {}
+                        Err(error) => tracing::warn!(
+                            task = %task_arn,
+                            %error,
+                            "cannot make the task's cgroup: its task-level cpu and memory are not \
+                             enforced, its containers have their own limits only"
+                        ),
+                    }
+                    Outcome::TaskCgroupCreated(result)
+                });
+            }
             Action::Pull { container, image } => {
                 let policy = self.shared.config.pull_policy;
                 self.actions.spawn(async move {
@@ -258,6 +277,7 @@ impl Runner {
             Action::Cleanup {
                 containers,
                 volumes,
+                task_id,
             } => {
                 let shared = self.shared.clone();
                 let task_arn = self.model.task_arn.clone();
@@ -273,6 +293,11 @@ impl Runner {
                             runtime.remove_volume(&volume).await,
                         );
                     }
+                    log_failure(
+                        &task_arn,
+                        "remove the task's cgroup",
+                        runtime.remove_task_cgroup(&task_id).await,
+                    );
                     Outcome::CleanedUp
                 });
             }

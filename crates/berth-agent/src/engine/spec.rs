@@ -395,6 +395,8 @@ pub fn container_spec(
         network_disabled: container.disable_networking == Some(true),
         pid_mode,
         ipc_mode,
+        // The task's, once the engine has made it.
+        cgroup_parent: None,
     })
 }
 

@@ -20,7 +20,7 @@ use super::{ESSENTIAL_EXITED, EngineIdentity, NOT_DESIRED, OOM_REASON, TaskEngin
 use crate::runtime::fake::{Behaviour, FakeRuntime, HealthScript};
 use crate::runtime::{
     ContainerSpec, ContainerState, Health, HostInfo, PullPolicy, Runtime, RuntimeError,
-    RuntimeEvent,
+    RuntimeEvent, TaskLimits,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -67,6 +67,8 @@ enum Call {
     Remove(String),
     EnsureVolume(String),
     RemoveVolume(String),
+    EnsureTaskCgroup(String),
+    RemoveTaskCgroup(String),
 }
 
 /// The fake runtime, recording the calls made to it, and able to lose events (as a
@@ -179,6 +181,20 @@ impl Runtime for Recording {
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         self.record(Call::RemoveVolume(name.to_owned()));
         self.fake.remove_volume(name).await
+    }
+
+    async fn ensure_task_cgroup(
+        &self,
+        task_id: &str,
+        limits: &TaskLimits,
+    ) -> Result<Option<String>, RuntimeError> {
+        self.record(Call::EnsureTaskCgroup(task_id.to_owned()));
+        self.fake.ensure_task_cgroup(task_id, limits).await
+    }
+
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError> {
+        self.record(Call::RemoveTaskCgroup(task_id.to_owned()));
+        self.fake.remove_task_cgroup(task_id).await
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
@@ -986,5 +1002,126 @@ async fn an_adopted_task_whose_containers_exited_is_reported_stopped() -> TestRe
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(fake.container_count(), 0);
+    Ok(())
+}
+
+fn limited_task() -> serde_json::Value {
+    json!({
+        "family": "web", "cpu": "256", "memory": "64",
+        "containerDefinitions": [
+            {"name": "app", "image": "app"},
+            {"name": "sidecar", "image": "sidecar", "essential": false}
+        ]
+    })
+}
+
+/// Waits (in virtual time) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        if Instant::now() >= deadline {
+            return Err(format!("never: {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn task_limits_put_every_container_in_the_task_cgroup_until_it_stops() -> TestResult {
+    let mut h = Harness::new();
+    let task = desired("t1", limited_task())?;
+    h.engine.apply(vec![task.clone()], false);
+    h.wait_status("t1", TaskStatus::Running).await?;
+    assert_eq!(
+        h.fake.task_cgroup("t1"),
+        Some(TaskLimits::new(Some(256), Some(64)))
+    );
+    for container in ["app", "sidecar"] {
+        let spec = h.fake.spec(&name("t1", container)).ok_or("no container")?;
+        assert_eq!(
+            spec.cgroup_parent.as_deref(),
+            Some("/berth/t1"),
+            "{container}"
+        );
+    }
+    let made = h.runtime.position(&Call::EnsureTaskCgroup("t1".to_owned()));
+    let created = h.runtime.position(&Call::Create(name("t1", "app")));
+    assert!(made.is_some() && made < created, "{:#?}", h.runtime.calls());
+
+    h.engine.apply(vec![stopping(task, "done")], false);
+    h.wait_status("t1", TaskStatus::Stopped).await?;
+    let fake = h.fake.clone();
+    eventually("the task cgroup is removed", || {
+        fake.task_cgroup_count() == 0
+    })
+    .await?;
+    let removed = h.runtime.position(&Call::RemoveTaskCgroup("t1".to_owned()));
+    let last_container = h.runtime.position(&Call::Remove(name("t1", "sidecar")));
+    assert!(
+        removed.is_some() && removed > last_container,
+        "{:#?}",
+        h.runtime.calls()
+    );
+    assert_eq!(h.fake.container_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_without_task_cgroups_runs_the_task_with_container_limits_only() -> TestResult {
+    let fake = FakeRuntime::new();
+    fake.set_auto_pull(true);
+    fake.set_task_cgroups_supported(false);
+    let mut h = Harness::on(fake);
+    h.engine.apply(vec![desired("t1", limited_task())?], false);
+    h.wait_status("t1", TaskStatus::Running).await?;
+    let spec = h.fake.spec(&name("t1", "app")).ok_or("no container")?;
+    assert_eq!(spec.cgroup_parent, None);
+    assert_eq!(h.fake.task_cgroup_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_task_keeps_its_cgroup_and_removes_it_when_it_stops() -> TestResult {
+    let fake = FakeRuntime::new();
+    fake.set_auto_pull(true);
+    let task = desired("t1", limited_task())?;
+    let mut first = Harness::on(fake.clone());
+    first.engine.apply(vec![task.clone()], false);
+    first.wait_status("t1", TaskStatus::Running).await?;
+    first.engine.shutdown().await;
+    assert!(
+        fake.task_cgroup("t1").is_some(),
+        "the cgroup outlives the agent"
+    );
+
+    let mut second = Harness::on(fake.clone());
+    assert_eq!(second.engine.adopt().await?, vec![task_arn("t1")]);
+    second.engine.apply(vec![task.clone()], true);
+    second.settle().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    second.settle().await;
+    assert_eq!(
+        fake.task_cgroup("t1"),
+        Some(TaskLimits::new(Some(256), Some(64)))
+    );
+    let spec = fake.spec(&name("t1", "app")).ok_or("no container")?;
+    assert_eq!(spec.cgroup_parent.as_deref(), Some("/berth/t1"));
+    assert!(
+        second
+            .runtime
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, Call::Create(_) | Call::Start(_))),
+        "{:#?}",
+        second.runtime.calls()
+    );
+
+    fake.exit(&name("t1", "app"), 0)?;
+    second.wait_status("t1", TaskStatus::Stopped).await?;
+    eventually("the task cgroup is removed", || {
+        fake.task_cgroup_count() == 0
+    })
+    .await?;
     Ok(())
 }

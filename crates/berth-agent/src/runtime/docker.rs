@@ -4,6 +4,7 @@
 //! version bollard asks for by default, so [`DockerRuntime::connect`] negotiates.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -23,9 +24,10 @@ use futures::stream::BoxStream;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::cgroup::{self, CgroupError, CgroupValues, Layout, mountinfo};
 use super::{
     ContainerSpec, ContainerState, Health, HealthCheckSpec, HostInfo, MountSource, NetworkMode,
-    PortBound, Protocol, PullPolicy, Runtime, RuntimeError, RuntimeEvent, Status,
+    PortBound, Protocol, PullPolicy, Runtime, RuntimeError, RuntimeEvent, Status, TaskLimits,
 };
 
 /// Docker's smallest accepted CPU shares value.
@@ -38,10 +40,17 @@ const STOP_GRACE: Duration = Duration::from_secs(60);
 const EVENTS_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const EVENTS_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Attempts at removing a task cgroup whose last process is still leaving, and the
+/// first delay between them (doubling).
+const CGROUP_REMOVE_ATTEMPTS: u32 = 6;
+const CGROUP_REMOVE_BACKOFF: Duration = Duration::from_millis(50);
+
 /// The Docker engine of this host.
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    /// How this host makes task cgroups (`None`: it cannot), found out on first use.
+    cgroups: Arc<tokio::sync::OnceCell<Option<Arc<Layout>>>>,
 }
 
 impl DockerRuntime {
@@ -56,7 +65,10 @@ impl DockerRuntime {
     pub async fn with_client(docker: Docker) -> Result<Self, RuntimeError> {
         let docker = docker.negotiate_version().await.map_err(engine)?;
         tracing::debug!(api_version = %docker.client_version(), "connected to the Docker engine");
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            cgroups: Arc::default(),
+        })
     }
 
     /// The underlying client.
@@ -70,6 +82,45 @@ impl DockerRuntime {
             Err(e) if status_of(&e) == Some(404) => Ok(false),
             Err(e) => Err(engine(e)),
         }
+    }
+
+    /// The host's task cgroup layout, found out once: from the engine's cgroup driver
+    /// and version and the hierarchies mounted here. A host that cannot have task
+    /// cgroups is said so once, as a warning.
+    pub async fn task_cgroup_layout(&self) -> Result<Option<Arc<Layout>>, RuntimeError> {
+        let layout = self
+            .cgroups
+            .get_or_try_init(|| async {
+                let info = self.docker.info().await.map_err(engine)?;
+                let driver = info
+                    .cgroup_driver
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                let version = info
+                    .cgroup_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                Ok::<_, RuntimeError>(match detect_layout(&driver, &version) {
+                    Ok(layout) => {
+                        tracing::info!(
+                            ?layout,
+                            "task-level cpu and memory are enforced by a cgroup per task under /{}",
+                            cgroup::PARENT
+                        );
+                        Some(Arc::new(layout))
+                    }
+                    Err(reason) => {
+                        tracing::warn!(
+                            %reason,
+                            "task-level cpu and memory cannot be enforced on this host: a task's \
+                             containers are limited by their own cpu and memory only"
+                        );
+                        None
+                    }
+                })
+            })
+            .await?;
+        Ok(layout.clone())
     }
 
     async fn pull(&self, reference: &str) -> Result<(), RuntimeError> {
@@ -284,6 +335,47 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn ensure_task_cgroup(
+        &self,
+        task_id: &str,
+        limits: &TaskLimits,
+    ) -> Result<Option<String>, RuntimeError> {
+        if limits.is_none() {
+            return Ok(None);
+        }
+        let Some(layout) = self.task_cgroup_layout().await? else {
+            return Ok(None);
+        };
+        let path = cgroup::task_cgroup_path(task_id).ok_or_else(|| {
+            RuntimeError::TaskCgroup(CgroupError::InvalidTaskId(task_id.to_owned()).to_string())
+        })?;
+        layout
+            .create(task_id, &CgroupValues::of(limits))
+            .map_err(|e| RuntimeError::TaskCgroup(e.to_string()))?;
+        Ok(Some(path))
+    }
+
+    /// A process may still be leaving the cgroup when the container is removed: a busy
+    /// cgroup is tried again a few times.
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError> {
+        let Some(layout) = self.task_cgroup_layout().await? else {
+            return Ok(());
+        };
+        let mut delay = CGROUP_REMOVE_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match layout.remove(task_id) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_busy() && attempt < CGROUP_REMOVE_ATTEMPTS => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(RuntimeError::TaskCgroup(e.to_string())),
+            }
+        }
+    }
+
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         let state = EventsState {
             docker: self.docker.clone(),
@@ -294,6 +386,26 @@ impl Runtime for DockerRuntime {
         };
         futures::stream::unfold(state, next_event).boxed()
     }
+}
+
+/// The task cgroup layout of this host, or why it has none.
+fn detect_layout(driver: &str, version: &str) -> Result<Layout, String> {
+    if let Ok(host) = std::env::var("DOCKER_HOST")
+        && !host.is_empty()
+        && !host.starts_with("unix://")
+    {
+        return Err(format!(
+            "the Docker engine ({host}) may be on another host, whose cgroups are not the agent's"
+        ));
+    }
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let layout = Layout::detect(driver, version, &mountinfo::cgroup_mounts(&text))
+        .map_err(|e| e.to_string())?;
+    layout
+        .prepare()
+        .map_err(|e| format!("cannot create the /{} cgroup: {e}", cgroup::PARENT))?;
+    Ok(layout)
 }
 
 /// The engine's event stream, re-established when it breaks. Each (re)subscription
@@ -554,6 +666,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         security_opt: non_empty(&spec.security_opt),
         pid_mode: spec.pid_mode.clone(),
         ipc_mode: spec.ipc_mode.clone(),
+        cgroup_parent: spec.cgroup_parent.clone(),
         ..Default::default()
     };
 
@@ -761,6 +874,7 @@ mod tests {
             }],
             network_mode: Some(NetworkMode::Container("other".into())),
             init: true,
+            cgroup_parent: Some("/berth/t1".into()),
             health_check: Some(HealthCheckSpec {
                 test: vec!["CMD-SHELL".into(), "true".into()],
                 interval: Duration::from_secs(2),
@@ -789,6 +903,7 @@ mod tests {
         assert_eq!(host.cpu_shares, Some(MIN_CPU_SHARES));
         assert_eq!(host.memory, Some(32 << 20));
         assert_eq!(host.init, Some(true));
+        assert_eq!(host.cgroup_parent.as_deref(), Some("/berth/t1"));
         assert_eq!(host.privileged, None);
         assert_eq!(host.network_mode.as_deref(), Some("container:other"));
         assert_eq!(

@@ -19,9 +19,10 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
 
+use super::cgroup::task_cgroup_path;
 use super::{
     ContainerSpec, ContainerState, Health, HostInfo, MountSource, NetworkMode, PortBound, Protocol,
-    PullPolicy, Runtime, RuntimeError, RuntimeEvent, Status,
+    PullPolicy, Runtime, RuntimeError, RuntimeEvent, Status, TaskLimits,
 };
 
 /// Exit code of a process killed by SIGKILL (stop timeout, OOM).
@@ -217,6 +218,8 @@ impl FakeRuntime {
             next_seq: 0,
             ports: PortPool::new(DEFAULT_PORT_RANGE),
             volumes: HashMap::new(),
+            task_cgroups: HashMap::new(),
+            task_cgroups_supported: true,
             rules: Vec::new(),
             unreachable: false,
             events,
@@ -370,6 +373,22 @@ impl FakeRuntime {
     /// The labels volume `name` was created with, if it exists.
     pub fn volume_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
         self.world().volumes.get(name).map(|v| v.labels.clone())
+    }
+
+    /// The limits of task `task_id`'s cgroup, if it has one.
+    pub fn task_cgroup(&self, task_id: &str) -> Option<TaskLimits> {
+        self.world().task_cgroups.get(task_id).copied()
+    }
+
+    /// How many task cgroups exist.
+    pub fn task_cgroup_count(&self) -> usize {
+        self.world().task_cgroups.len()
+    }
+
+    /// With `false`, the host cannot give tasks cgroups (as with Docker's systemd
+    /// driver): [`Runtime::ensure_task_cgroup`] says `None`.
+    pub fn set_task_cgroups_supported(&self, supported: bool) {
+        self.world().task_cgroups_supported = supported;
     }
 
     /// While `true`, every call fails as if the engine were down.
@@ -611,6 +630,40 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
+    /// Like the cgroupfs driver: the cgroup is `/berth/<task id>`.
+    async fn ensure_task_cgroup(
+        &self,
+        task_id: &str,
+        limits: &TaskLimits,
+    ) -> Result<Option<String>, RuntimeError> {
+        let mut world = self.reachable()?;
+        if limits.is_none() || !world.task_cgroups_supported {
+            return Ok(None);
+        }
+        let path = task_cgroup_path(task_id)
+            .ok_or_else(|| RuntimeError::TaskCgroup(format!("{task_id:?} cannot name a cgroup")))?;
+        world.task_cgroups.insert(task_id.to_owned(), *limits);
+        Ok(Some(path))
+    }
+
+    /// Like the kernel, refuses while a container of the cgroup runs.
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError> {
+        let mut world = self.reachable()?;
+        let path = task_cgroup_path(task_id);
+        let busy = world
+            .containers
+            .values()
+            .any(|c| c.status == Status::Running && path.is_some() && c.spec.cgroup_parent == path);
+        if busy {
+            return Err(RuntimeError::TaskCgroup(format!(
+                "{}: Device or resource busy",
+                path.unwrap_or_default()
+            )));
+        }
+        world.task_cgroups.remove(task_id);
+        Ok(())
+    }
+
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         let receiver = self.world().events.subscribe();
         futures::stream::unfold(receiver, |mut receiver| async move {
@@ -643,6 +696,9 @@ struct World {
     next_seq: u64,
     ports: PortPool,
     volumes: HashMap<String, Volume>,
+    /// Task cgroups by task id.
+    task_cgroups: HashMap<String, TaskLimits>,
+    task_cgroups_supported: bool,
     rules: Vec<(Matcher, Behaviour)>,
     unreachable: bool,
     events: broadcast::Sender<RuntimeEvent>,
@@ -1566,6 +1622,45 @@ mod tests {
         assert_eq!(found[0].labels.get("task").map(String::as_str), Some("1"));
         let none = BTreeMap::from([("owner".to_owned(), "else".to_owned())]);
         assert!(fake.list(&none).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn task_cgroups_hold_limits_until_their_containers_stop() -> Result<(), RuntimeError> {
+        let fake = fake();
+        let limits = TaskLimits::new(Some(256), Some(64));
+        assert_eq!(
+            fake.ensure_task_cgroup("t1", &limits).await?.as_deref(),
+            Some("/berth/t1")
+        );
+        assert_eq!(fake.task_cgroup("t1"), Some(limits));
+        // No limits, no cgroup.
+        assert_eq!(
+            fake.ensure_task_cgroup("t2", &TaskLimits::default())
+                .await?,
+            None
+        );
+        assert!(matches!(
+            fake.ensure_task_cgroup("a/b", &limits).await,
+            Err(RuntimeError::TaskCgroup(_))
+        ));
+
+        let mut member = spec("member");
+        member.cgroup_parent = Some("/berth/t1".into());
+        let id = fake.create(&member).await?;
+        fake.start(&id).await?;
+        assert!(matches!(
+            fake.remove_task_cgroup("t1").await,
+            Err(RuntimeError::TaskCgroup(_))
+        ));
+        fake.stop(&id, Duration::from_secs(1)).await?;
+        fake.remove_task_cgroup("t1").await?;
+        assert_eq!(fake.task_cgroup("t1"), None);
+        fake.remove_task_cgroup("t1").await?;
+
+        fake.set_task_cgroups_supported(false);
+        assert_eq!(fake.ensure_task_cgroup("t3", &limits).await?, None);
+        assert_eq!(fake.task_cgroup_count(), 0);
         Ok(())
     }
 

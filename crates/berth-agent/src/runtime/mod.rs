@@ -2,9 +2,11 @@
 //! Engine API through bollard); `fake` keeps containers in memory, for tests and for
 //! simulating thousands of hosts in one process.
 //!
-//! The trait speaks in terms of one host's containers; it knows nothing of tasks.
+//! The trait speaks in terms of one host's containers; of tasks it knows only their
+//! ids, for the cgroup that holds a task's containers ([`Runtime::ensure_task_cgroup`]).
 //! Translating a task's container definitions into [`ContainerSpec`]s is `spec.rs`'s job.
 
+pub mod cgroup;
 pub mod docker;
 pub mod fake;
 
@@ -30,6 +32,9 @@ pub enum RuntimeError {
     /// The engine cannot be reached or failed.
     #[error("container runtime failure: {0}")]
     Engine(String),
+    /// The task's cgroup cannot be made or removed.
+    #[error("task cgroup: {0}")]
+    TaskCgroup(String),
 }
 
 /// ECS's image pull behaviours (ECS_IMAGE_PULL_BEHAVIOR).
@@ -166,6 +171,34 @@ pub struct ContainerSpec {
     /// PID namespace: `host`, or `container:<id>`.
     pub pid_mode: Option<String>,
     pub ipc_mode: Option<String>,
+    /// The cgroup the container's own cgroup is created under: its task's, which
+    /// carries the task-level limits ([`Runtime::ensure_task_cgroup`]).
+    pub cgroup_parent: Option<String>,
+}
+
+/// A task's task-level `cpu` and `memory`, enforced as one limit on all of its
+/// containers together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskLimits {
+    /// CPU units (1024 to a vCPU): a CFS quota of `cpu_units / 1024` CPUs.
+    pub cpu_units: Option<u32>,
+    /// A hard memory limit, MiB.
+    pub memory_mib: Option<u32>,
+}
+
+impl TaskLimits {
+    /// Zero means no limit, as it does for ECS.
+    pub fn new(cpu_units: Option<u32>, memory_mib: Option<u32>) -> Self {
+        Self {
+            cpu_units: cpu_units.filter(|u| *u > 0),
+            memory_mib: memory_mib.filter(|m| *m > 0),
+        }
+    }
+
+    /// Whether the task sets no limit (and needs no cgroup of its own).
+    pub fn is_none(&self) -> bool {
+        self.cpu_units.is_none() && self.memory_mib.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +306,20 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<(), RuntimeError>;
 
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
+
+    /// Creates the cgroup of task `task_id` with `limits` (or finds it, setting the
+    /// limits again) and returns the cgroup parent to create the task's containers
+    /// with. `None` when this host cannot give tasks cgroups of their own: the
+    /// containers then have their own limits only (the implementation says why, once).
+    async fn ensure_task_cgroup(
+        &self,
+        task_id: &str,
+        limits: &TaskLimits,
+    ) -> Result<Option<String>, RuntimeError>;
+
+    /// Removes the cgroup of task `task_id`, once its containers are removed.
+    /// Removing one that does not exist is fine.
+    async fn remove_task_cgroup(&self, task_id: &str) -> Result<(), RuntimeError>;
 
     /// Events about containers, from the time of the call on.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;

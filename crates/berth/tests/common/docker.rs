@@ -32,6 +32,8 @@ pub const TEST_IMAGE: &str = "berth-test/busybox:latest";
 pub const HELLO: &str = "hello from berth";
 /// The label naming the container instance that owns a container.
 pub const INSTANCE_LABEL: &str = "dev.berth.container-instance-arn";
+/// The label naming the task a container belongs to.
+pub const TASK_ARN_LABEL: &str = "com.amazonaws.ecs.task-arn";
 /// The cluster agents join.
 pub const CLUSTER: &str = "default";
 
@@ -372,8 +374,63 @@ impl Drop for Stack {
     }
 }
 
-/// `docker rm -f -v` of every container labelled as `instance_arn`'s.
+/// `docker rm -f -v` of every container labelled as `instance_arn`'s, then removal of
+/// their tasks' cgroups (the agent, killed first, did not get to remove them).
 pub fn remove_containers_of(instance_arn: &str) -> TestResult {
+    let tasks = Command::new("docker")
+        .args(["ps", "-a", "--filter"])
+        .arg(format!("label={INSTANCE_LABEL}={instance_arn}"))
+        .arg("--format")
+        .arg(format!("{{{{index .Labels \"{TASK_ARN_LABEL}\"}}}}"))
+        .stdin(Stdio::null())
+        .output()?;
+    let task_ids: Vec<String> = String::from_utf8_lossy(&tasks.stdout)
+        .split_whitespace()
+        .map(|arn| task_id(arn).to_string())
+        .collect();
+    let removed = remove_containers_labelled(instance_arn);
+    for id in task_ids {
+        remove_task_cgroup(&id);
+    }
+    removed
+}
+
+/// Removes the task cgroup `/berth/<task_id>` (and what is left below it) from every
+/// cgroup hierarchy mounted here; what does not exist is fine.
+pub fn remove_task_cgroup(task_id: &str) {
+    fn remove_tree(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    if task_id.is_empty() || task_id.contains('/') || task_id.starts_with('.') {
+        return;
+    }
+    for hierarchy in cgroup_hierarchies() {
+        remove_tree(&hierarchy.join("berth").join(task_id));
+    }
+}
+
+/// The mount points of the cgroup hierarchies (v1 and v2) from /proc/self/mountinfo.
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fs_type = after.split(' ').next()?;
+            let mount_point = before.split(' ').nth(4)?;
+            matches!(fs_type, "cgroup" | "cgroup2").then(|| PathBuf::from(mount_point))
+        })
+        .collect()
+}
+
+fn remove_containers_labelled(instance_arn: &str) -> TestResult {
     let listed = Command::new("docker")
         .args(["ps", "-aq", "--no-trunc", "--filter"])
         .arg(format!("label={INSTANCE_LABEL}={instance_arn}"))
