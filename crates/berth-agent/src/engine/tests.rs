@@ -542,6 +542,9 @@ async fn a_dependency_that_misses_its_start_timeout_fails_the_task() -> TestResu
     let mut h = Harness::new();
     h.fake
         .on_image("db", Behaviour::default().with_health(HealthScript::Manual));
+    // Measured from before the task is given: the timeout starts when db starts,
+    // which may be a (virtual) moment before the test sees it running.
+    let begin = Instant::now();
     h.engine
         .apply(vec![desired("t1", healthy_dependency(Some(10)))?], false);
     let running = h
@@ -552,7 +555,6 @@ async fn a_dependency_that_misses_its_start_timeout_fails_the_task() -> TestResu
         })
         .await?;
     let _ = running;
-    let begin = Instant::now();
     let stopped = h.wait_status("t1", TaskStatus::Stopped).await?;
     let waited = Instant::now() - begin;
     // The dependency had its whole start timeout (virtual time: the clock is paused).
