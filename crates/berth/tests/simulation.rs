@@ -33,11 +33,11 @@ const HOST_MEMORY_MIB: u64 = 2048;
 const TASK_MEMORY_MIB: i32 = 256;
 const TASKS_PER_HOST: usize = 8;
 const SERVICE: &str = "fleet";
-const DESIRED: usize = 3_000;
+const DESIRED: usize = 2_000;
 const MIN_HEALTHY_PERCENT: usize = 50;
 const MAX_PERCENT: usize = 200;
 /// RunTask calls of 10 tasks each.
-const BATCHES: usize = 50;
+const BATCHES: usize = 30;
 const FAMILY: &str = "sim-app";
 
 /// The bound on reaching any state the test waits for.
@@ -419,7 +419,10 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                         && d.rollout_state() == Some(&DeploymentRolloutState::Completed)
                         && d.task_definition().and_then(|arn| arn.rsplit(':').next())
                             == Some(revision)
-                }) && !service.deployments().iter().any(|d| d.status() == Some("ACTIVE"));
+                }) && !service
+                    .deployments()
+                    .iter()
+                    .any(|d| d.status() == Some("ACTIVE"));
                 let running = service.running_count() as usize;
                 if !primary_done || running != DESIRED {
                     return Ok(Err(format!(
@@ -580,7 +583,11 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                 .container_instances(&victim)
                 .send()
                 .await?;
-            let instance = out.container_instances().first().cloned().req("the victim")?;
+            let instance = out
+                .container_instances()
+                .first()
+                .cloned()
+                .req("the victim")?;
             Ok(
                 if !instance.agent_connected() && instance.status() == Some("ACTIVE") {
                     Ok(())

@@ -33,11 +33,19 @@ pub struct ApiClient {
 impl ApiClient {
     /// `endpoint` is the control plane's URL, e.g. `http://127.0.0.1:7474`.
     pub fn new(endpoint: &str, signer: Signer) -> Result<Self, ClientError> {
-        Self::with_http(endpoint, signer, Client::builder(TokioExecutor::new()).build_http())
+        Self::with_http(
+            endpoint,
+            signer,
+            Client::builder(TokioExecutor::new()).build_http(),
+        )
     }
 
     /// Like [`ApiClient::new`], over an HTTP client shared with others.
-    pub fn with_http(endpoint: &str, signer: Signer, http: HttpClient) -> Result<Self, ClientError> {
+    pub fn with_http(
+        endpoint: &str,
+        signer: Signer,
+        http: HttpClient,
+    ) -> Result<Self, ClientError> {
         let endpoint: http::Uri = endpoint
             .parse()
             .map_err(|err| ClientError::Transport(format!("invalid endpoint {endpoint}: {err}")))?;

@@ -13,8 +13,8 @@ use berth_store::{Compare, Snapshot, Txn};
 use super::Ctx;
 use super::clusters::{ACTIVE, INACTIVE, read_active};
 use crate::state::records::{InstanceRecord, TaskRecord};
-use crate::state::{self, Versioned, keys};
 use crate::state::views::TaskSummary;
+use crate::state::{self, Versioned, keys};
 use std::collections::HashMap;
 
 pub const DRAINING: &str = "DRAINING";
@@ -334,7 +334,14 @@ pub async fn describe_container_instances(
     // includes this snapshot); each instance scans the tasks if there is no view.
     let arns: Vec<String> = found_all
         .iter()
-        .filter_map(|(_, found)| found.as_ref()?.value.instance.container_instance_arn.clone())
+        .filter_map(|(_, found)| {
+            found
+                .as_ref()?
+                .value
+                .instance
+                .container_instance_arn
+                .clone()
+        })
         .collect();
     let counts: Option<HashMap<String, (i32, i32)>> = ctx
         .shared

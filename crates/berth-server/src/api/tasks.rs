@@ -371,9 +371,11 @@ fn instance_task_groups(
     let mut running: HashMap<String, i64> = HashMap::new();
     for kv in snapshot.iter_prefix(&keys::tasks(ctx.region(), cluster)) {
         let Some(task) = TaskSummary::of(kv) else {
-            return Err(state::decode_record::<TaskRecord>(kv).err().unwrap_or_else(|| {
-                ApiError::server(format!("The record {} is corrupt.", kv.key))
-            }));
+            return Err(state::decode_record::<TaskRecord>(kv)
+                .err()
+                .unwrap_or_else(|| {
+                    ApiError::server(format!("The record {} is corrupt.", kv.key))
+                }));
         };
         if task.desired() == Some(TaskStatus::Stopped) {
             continue;
@@ -415,7 +417,8 @@ pub(crate) fn place_tasks(
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
-    let (mut groups, running) = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
+    let (mut groups, running) =
+        instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
     let views: Vec<InstanceView> = candidates
         .iter()
         .map(|candidate| {
@@ -494,8 +497,17 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
         ));
     }
     // Let the task view reach the store's revision, so the placement below can use it.
-    let revision = ctx.store.snapshot().await.map_err(state::store_error)?.revision();
-    let _ = ctx.shared.views.caught_up(ctx.store, revision, |_| ()).await;
+    let revision = ctx
+        .store
+        .snapshot()
+        .await
+        .map_err(state::store_error)?
+        .revision();
+    let _ = ctx
+        .shared
+        .views
+        .caught_up(ctx.store, revision, |_| ())
+        .await;
     state::write(ctx.store, |snapshot| {
         let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
         let (definition_key, definition) =

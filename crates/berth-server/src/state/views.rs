@@ -278,7 +278,10 @@ impl Views {
                         shared.revision.send_replace(revision);
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "the task view fell behind the change feed; it will be rebuilt");
+                        tracing::warn!(
+                            missed,
+                            "the task view fell behind the change feed; it will be rebuilt"
+                        );
                         shared
                             .broken
                             .store(true, std::sync::atomic::Ordering::Relaxed);
