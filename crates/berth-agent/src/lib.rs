@@ -7,8 +7,10 @@
 //! - [`client`]: signed API calls and the session WebSocket.
 //! - [`engine`]: the task engine (container and task state machines).
 //! - [`runtime`]: the container engine (Docker through bollard; a fake for tests).
+//! - [`sim`]: thousands of simulated instances (the agent on the fake runtime) in one process.
 
 pub mod agent;
 pub mod client;
 pub mod engine;
 pub mod runtime;
+pub mod sim;

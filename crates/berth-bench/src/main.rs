@@ -7,6 +7,9 @@
 //!   `docker run -d` and the Docker Engine API on the same engine.
 //! - `berth-bench agent-memory` measures a `berth agent`'s resident memory, idle and
 //!   with many running tasks.
+//! - `berth-bench scale` places and starts many tasks on thousands of simulated
+//!   instances (`berth_agent::sim`) through a real control plane.
+//! - `berth-bench sim` runs simulated instances against a control plane until stopped.
 
 mod agent_memory;
 mod cpu;
@@ -16,8 +19,10 @@ mod http1;
 mod load;
 mod memory;
 mod report;
+mod scale;
 mod server;
 mod signer;
+mod sim;
 mod stats;
 mod tasks;
 mod workload;
@@ -59,6 +64,12 @@ enum Command {
     Tasks(tasks::TasksArgs),
     /// Resident memory of a `berth agent` process, idle and with many running tasks.
     AgentMemory(agent_memory::AgentMemoryArgs),
+    /// Tasks placed and started end to end on thousands of simulated instances, at
+    /// several sizes: tasks/s and the control plane's memory.
+    Scale(scale::ScaleArgs),
+    /// Runs simulated container instances (the agent on a fake runtime) against a
+    /// control plane until interrupted.
+    Sim(sim::SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +132,8 @@ fn main() -> ExitCode {
         Command::Api(args) => api(args),
         Command::Tasks(args) => tasks::run(args),
         Command::AgentMemory(args) => agent_memory::run(args),
+        Command::Scale(args) => scale::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

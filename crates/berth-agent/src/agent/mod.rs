@@ -15,7 +15,7 @@ use berth_model::container_instance::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::client::{ApiClient, ClientError, Signer};
+use crate::client::{ApiClient, ClientError, HttpClient, Signer};
 use crate::engine::{EngineConfig, EngineIdentity, TaskEngine};
 use crate::runtime::{PullPolicy, Runtime, RuntimeError};
 use identity::InstanceIdentity;
@@ -120,10 +120,41 @@ async fn register(
     }
 }
 
+/// Where an agent is in its life, for whoever runs it (the simulation waits on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// The instance this agent registered as, once it has.
+    pub identity: Option<InstanceIdentity>,
+    /// Sessions opened with the control plane so far (reconnections included).
+    pub sessions_opened: u64,
+    /// Whether a session is open now.
+    pub connected: bool,
+}
+
+/// How [`run_with`] runs an agent, besides its configuration.
+#[derive(Default)]
+pub struct RunOptions {
+    /// An HTTP client to share with other agents in this process (one per agent if
+    /// `None`).
+    pub http: Option<HttpClient>,
+    /// Told of registration and of every session opened and lost.
+    pub status: Option<watch::Sender<AgentStatus>>,
+}
+
 /// Runs the agent until `shutdown` turns true.
 pub async fn run(
     config: AgentConfig,
     runtime: Arc<dyn Runtime>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    run_with(config, runtime, RunOptions::default(), shutdown).await
+}
+
+/// [`run`], with an HTTP client shared with other agents and a status channel.
+pub async fn run_with(
+    config: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+    options: RunOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -132,11 +163,17 @@ pub async fn run(
         &config.secret_access_key,
         &config.region,
     );
-    let client = ApiClient::new(&config.endpoint, signer)?;
+    let client = match options.http {
+        Some(http) => ApiClient::with_http(&config.endpoint, signer, http)?,
+        None => ApiClient::new(&config.endpoint, signer)?,
+    };
     let Some(identity) = register(&config, &client, runtime.as_ref(), &mut shutdown).await? else {
         return Ok(());
     };
     tracing::info!(instance = %identity.container_instance_arn, cluster = %identity.cluster_arn, "registered");
+    if let Some(status) = &options.status {
+        status.send_modify(|status| status.identity = Some(identity.clone()));
+    }
     let (reports, reports_rx) = mpsc::channel(4096);
     let engine = Arc::new(TaskEngine::with_config(
         runtime,
@@ -163,6 +200,7 @@ pub async fn run(
         cluster_arn: identity.cluster_arn,
         instance_arn: identity.container_instance_arn,
         reports: reports_rx,
+        status: options.status,
     };
     session.run(shutdown).await;
     engine.shutdown().await;

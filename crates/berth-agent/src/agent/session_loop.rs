@@ -76,6 +76,8 @@ pub struct SessionLoop {
     pub cluster_arn: String,
     pub instance_arn: String,
     pub reports: mpsc::Receiver<TaskStateChange>,
+    /// Told of every session opened and lost.
+    pub status: Option<watch::Sender<super::AgentStatus>>,
 }
 
 impl SessionLoop {
@@ -92,7 +94,10 @@ impl SessionLoop {
                     for state in self.engine.known_states() {
                         pending.insert(state.task_arn.clone(), state);
                     }
-                    match self.serve(stream, &mut pending, &mut shutdown).await {
+                    self.set_connected(true);
+                    let ended = self.serve(stream, &mut pending, &mut shutdown).await;
+                    self.set_connected(false);
+                    match ended {
                         Ended::Shutdown => return,
                         Ended::Lost(why) => tracing::warn!(%why, "session lost; reconnecting"),
                     }
@@ -112,6 +117,17 @@ impl SessionLoop {
                     },
                 }
             }
+        }
+    }
+
+    fn set_connected(&self, connected: bool) {
+        if let Some(status) = &self.status {
+            status.send_modify(|status| {
+                status.connected = connected;
+                if connected {
+                    status.sessions_opened += 1;
+                }
+            });
         }
     }
 

@@ -11,17 +11,41 @@ use serde::de::DeserializeOwned;
 
 use super::{ClientError, Signer};
 
+/// The HTTP/1.1 client (with its pool of keep-alive connections) API calls go
+/// through. One can be shared by many agents in one process (see [`crate::sim`]).
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A new HTTP client that keeps at most `max_idle` idle connections per host.
+pub fn http_client(max_idle: usize) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(max_idle)
+        .build_http()
+}
+
 /// A client of one control-plane endpoint.
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     endpoint: http::Uri,
     signer: Signer,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
 }
 
 impl ApiClient {
     /// `endpoint` is the control plane's URL, e.g. `http://127.0.0.1:7474`.
     pub fn new(endpoint: &str, signer: Signer) -> Result<Self, ClientError> {
+        Self::with_http(
+            endpoint,
+            signer,
+            Client::builder(TokioExecutor::new()).build_http(),
+        )
+    }
+
+    /// Like [`ApiClient::new`], over an HTTP client shared with others.
+    pub fn with_http(
+        endpoint: &str,
+        signer: Signer,
+        http: HttpClient,
+    ) -> Result<Self, ClientError> {
         let endpoint: http::Uri = endpoint
             .parse()
             .map_err(|err| ClientError::Transport(format!("invalid endpoint {endpoint}: {err}")))?;
@@ -30,7 +54,6 @@ impl ApiClient {
                 "the endpoint must be http://HOST:PORT, got {endpoint}"
             )));
         }
-        let http = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             endpoint,
             signer,

@@ -5,7 +5,7 @@ pub mod api;
 pub mod session;
 pub mod signer;
 
-pub use api::ApiClient;
+pub use api::{ApiClient, HttpClient, http_client};
 pub use signer::Signer;
 
 /// What can go wrong talking to the control plane.

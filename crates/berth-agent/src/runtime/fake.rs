@@ -366,6 +366,16 @@ impl FakeRuntime {
             .count()
     }
 
+    /// The containers running now, as `inspect` would show them.
+    pub fn running_containers(&self) -> Vec<ContainerState> {
+        self.world()
+            .containers
+            .iter()
+            .filter(|(_, c)| c.status == Status::Running)
+            .map(|(id, c)| c.state(id))
+            .collect()
+    }
+
     pub fn has_volume(&self, name: &str) -> bool {
         self.world().volumes.contains_key(name)
     }

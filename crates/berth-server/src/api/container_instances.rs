@@ -13,7 +13,9 @@ use berth_store::{Compare, Snapshot, Txn};
 use super::Ctx;
 use super::clusters::{ACTIVE, INACTIVE, read_active};
 use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
+use std::collections::HashMap;
 
 pub const DRAINING: &str = "DRAINING";
 
@@ -40,6 +42,12 @@ pub fn tasks_on(
 ) -> ApiResult<Vec<Versioned<TaskRecord>>> {
     let mut found = Vec::new();
     for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+        // Only the instance is read of the other instances' tasks.
+        if TaskSummary::of(kv)
+            .is_some_and(|t| t.container_instance_arn.as_deref() != Some(instance_arn))
+        {
+            continue;
+        }
         let record: TaskRecord = state::decode_record(kv)?;
         if record.task.container_instance_arn.as_deref() == Some(instance_arn) {
             found.push(Versioned {
@@ -59,22 +67,41 @@ fn present(
     record: InstanceRecord,
     with_tags: bool,
 ) -> ApiResult<ContainerInstance> {
-    let mut instance = record.instance;
-    let arn = instance.container_instance_arn.clone().unwrap_or_default();
+    let arn = record
+        .instance
+        .container_instance_arn
+        .clone()
+        .unwrap_or_default();
     let (mut running, mut pending) = (0, 0);
-    for task in tasks_on(snapshot, region, cluster, &arn)? {
-        match task.value.task.last_status.as_deref() {
+    for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+        let Some(task) = TaskSummary::of(kv) else {
+            continue;
+        };
+        if task.container_instance_arn.as_deref() != Some(arn.as_str()) {
+            continue;
+        }
+        match task.last_status.as_deref() {
             Some("RUNNING") => running += 1,
             Some("STOPPED") => {}
             _ => pending += 1,
         }
     }
+    Ok(present_counted(record, with_tags, (running, pending)))
+}
+
+/// The instance as the API shows it, with its task counts (RUNNING, PENDING) given.
+fn present_counted(
+    record: InstanceRecord,
+    with_tags: bool,
+    (running, pending): (i32, i32),
+) -> ContainerInstance {
+    let mut instance = record.instance;
     instance.running_tasks_count = Some(running);
     instance.pending_tasks_count = Some(pending);
     if !with_tags {
         instance.tags = None;
     }
-    Ok(instance)
+    instance
 }
 
 /// A random 32-hex-digit id, as ECS ids are.
@@ -296,19 +323,51 @@ pub async fn describe_container_instances(
     let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
     read_active(&snapshot, ctx.region(), &cluster)?;
     let mut response = DescribeContainerInstancesResponse::default();
+    let mut found_all = Vec::new();
     for identifier in req.container_instances {
         let found = match instance_id(&cluster, &identifier) {
             Ok(id) => read_instance(&snapshot, ctx.region(), &cluster, id)?,
             Err(_) => None,
         };
+        found_all.push((identifier, found));
+    }
+    // The task counts of every instance asked for, from the task view (which then
+    // includes this snapshot); each instance scans the tasks if there is no view.
+    let arns: Vec<String> = found_all
+        .iter()
+        .filter_map(|(_, found)| {
+            found
+                .as_ref()?
+                .value
+                .instance
+                .container_instance_arn
+                .clone()
+        })
+        .collect();
+    let counts: Option<HashMap<String, (i32, i32)>> = ctx
+        .shared
+        .views
+        .caught_up(ctx.store, snapshot.revision(), |view| {
+            arns.iter()
+                .map(|arn| {
+                    let counts = view
+                        .instance(arn)
+                        .map_or((0, 0), |tasks| (tasks.running, tasks.pending));
+                    (arn.clone(), counts)
+                })
+                .collect()
+        })
+        .await;
+    for (identifier, found) in found_all {
         match found {
-            Some(found) => response.container_instances.push(present(
-                &snapshot,
-                ctx.region(),
-                &cluster,
-                found.value,
-                with_tags,
-            )?),
+            Some(found) => response.container_instances.push(match &counts {
+                Some(counts) => {
+                    let arn = found.value.instance.container_instance_arn.as_deref();
+                    let counted = arn.and_then(|arn| counts.get(arn)).copied();
+                    present_counted(found.value, with_tags, counted.unwrap_or((0, 0)))
+                }
+                None => present(&snapshot, ctx.region(), &cluster, found.value, with_tags)?,
+            }),
             None => response.failures.push(Failure {
                 arn: Some(if identifier.starts_with("arn:") {
                     identifier

@@ -66,6 +66,8 @@ impl<'a> Ctx<'a> {
 #[derive(Default)]
 pub struct Shared {
     pub revisions: task_definitions::FamilyRevisions,
+    /// The tasks by instance, kept up to date from the change feed.
+    pub views: crate::state::views::Views,
 }
 
 fn encode<T: Serialize>(response: &T) -> ApiResult<Bytes> {

@@ -20,6 +20,7 @@ use super::container_instances::{instance_id, new_id, read_instance};
 use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_reference};
 use super::task_state::{self, KnownContainer, KnownState};
 use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
 
 /// The task id an identifier names: a task ARN (of `cluster`) or an id.
@@ -327,6 +328,73 @@ pub(crate) fn placeable_instances(
     Ok(candidates)
 }
 
+/// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
+/// them are RUNNING.
+type TaskGroups = (HashMap<String, BTreeMap<String, u32>>, HashMap<String, i64>);
+
+/// The task groups of the candidates' tasks, from the task view when it can be used
+/// (it includes the snapshot, or nothing hard depends on it: without constraints the
+/// groups only steer spread strategies), else from a scan of the cluster's tasks.
+fn instance_task_groups(
+    ctx: &Ctx<'_>,
+    snapshot: &Snapshot,
+    cluster: &str,
+    launch: &Launch<'_>,
+    rules: PlacementRules<'_>,
+    candidates: &[Candidate],
+) -> ApiResult<TaskGroups> {
+    let hard = !rules.constraints.is_empty()
+        || launch
+            .effective
+            .placement_constraints
+            .as_ref()
+            .is_some_and(|c| !c.is_empty());
+    let from_view = ctx.shared.views.now(|view| {
+        if hard && view.revision() < snapshot.revision() {
+            return None;
+        }
+        let mut groups = HashMap::new();
+        let mut running = HashMap::new();
+        for candidate in candidates {
+            let arn = arn_of(candidate);
+            if let Some(tasks) = view.instance(&arn) {
+                groups.insert(arn.clone(), tasks.groups.clone());
+                running.insert(arn, tasks.running_desired);
+            }
+        }
+        Some((groups, running))
+    });
+    if let Some(Some(found)) = from_view {
+        return Ok(found);
+    }
+    let mut groups: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    let mut running: HashMap<String, i64> = HashMap::new();
+    for kv in snapshot.iter_prefix(&keys::tasks(ctx.region(), cluster)) {
+        let Some(task) = TaskSummary::of(kv) else {
+            return Err(state::decode_record::<TaskRecord>(kv)
+                .err()
+                .unwrap_or_else(|| {
+                    ApiError::server(format!("The record {} is corrupt.", kv.key))
+                }));
+        };
+        if task.desired() == Some(TaskStatus::Stopped) {
+            continue;
+        }
+        let instance = task.container_instance_arn.clone().unwrap_or_default();
+        if task.last() == Some(TaskStatus::Running) {
+            *running.entry(instance.clone()).or_default() += 1;
+        }
+        if let Some(group) = task.group {
+            *groups
+                .entry(instance)
+                .or_default()
+                .entry(group)
+                .or_default() += 1;
+        }
+    }
+    Ok((groups, running))
+}
+
 /// The placement constraints and strategies of a RunTask or a service.
 #[derive(Clone, Copy)]
 pub(crate) struct PlacementRules<'a> {
@@ -349,25 +417,8 @@ pub(crate) fn place_tasks(
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
-    let mut groups: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
-    let mut running: HashMap<String, i64> = HashMap::new();
-    for kv in snapshot.iter_prefix(&keys::tasks(ctx.region(), cluster)) {
-        let task: TaskRecord = state::decode_record(kv)?;
-        if task.desired_status() == Some(TaskStatus::Stopped) {
-            continue;
-        }
-        let instance = task.task.container_instance_arn.clone().unwrap_or_default();
-        if task.last_status() == Some(TaskStatus::Running) {
-            *running.entry(instance.clone()).or_default() += 1;
-        }
-        if let Some(group) = task.task.group.clone() {
-            *groups
-                .entry(instance)
-                .or_default()
-                .entry(group)
-                .or_default() += 1;
-        }
-    }
+    let (mut groups, running) =
+        instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
     let views: Vec<InstanceView> = candidates
         .iter()
         .map(|candidate| {
@@ -445,6 +496,18 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             "count must be between 1 and 10.",
         ));
     }
+    // Let the task view reach the store's revision, so the placement below can use it.
+    let revision = ctx
+        .store
+        .snapshot()
+        .await
+        .map_err(state::store_error)?
+        .revision();
+    let _ = ctx
+        .shared
+        .views
+        .caught_up(ctx.store, revision, |_| ())
+        .await;
     state::write(ctx.store, |snapshot| {
         let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
         let (definition_key, definition) =
@@ -705,15 +768,18 @@ pub async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> ApiResult<ListT
         {
             continue;
         }
-        let record: TaskRecord = state::decode_record(kv)?;
-        let task = &record.task;
+        // Only the members the filters look at are decoded.
+        let Some(task) = TaskSummary::of(kv) else {
+            state::decode_record::<TaskRecord>(kv)?;
+            continue;
+        };
         let status_matches = match desired {
             // PENDING: desired RUNNING, not yet running.
             TaskStatus::Pending => {
-                record.desired_status() == Some(TaskStatus::Running)
-                    && record.last_status() < Some(TaskStatus::Running)
+                task.desired() == Some(TaskStatus::Running)
+                    && task.last() < Some(TaskStatus::Running)
             }
-            other => record.desired_status() == Some(other),
+            other => task.desired() == Some(other),
         };
         let family_matches = req.family.as_deref().is_none_or(|family| {
             let arn = task.task_definition_arn.as_deref().unwrap_or_default();
@@ -721,7 +787,7 @@ pub async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> ApiResult<ListT
                 .and_then(|(_, rest)| rest.rsplit_once(':'))
                 .is_some_and(|(f, _)| f == family)
         });
-        let matches = status_matches
+        let mut matches = status_matches
             && family_matches
             && instance_arn
                 .as_deref()
@@ -732,8 +798,11 @@ pub async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> ApiResult<ListT
                 .is_none_or(|s| task.started_by.as_deref() == Some(s))
             && group
                 .as_deref()
-                .is_none_or(|g| task.group.as_deref() == Some(g))
-            && req.launch_type.is_none_or(|l| task.launch_type == Some(l));
+                .is_none_or(|g| task.group.as_deref() == Some(g));
+        if matches && let Some(launch_type) = req.launch_type {
+            let record: TaskRecord = state::decode_record(kv)?;
+            matches = record.task.launch_type == Some(launch_type);
+        }
         if matches {
             found.push((id.to_string(), task.task_arn.clone().unwrap_or_default()));
             if found.len() > page_request.limit {

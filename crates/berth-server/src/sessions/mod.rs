@@ -7,7 +7,7 @@
 mod hub;
 mod payload;
 
-pub use hub::SessionHub;
+pub use hub::{Push, SessionHub};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +26,6 @@ use berth_proto::{
 use berth_store::Store;
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::clusters::INACTIVE;
 use crate::api::container_instances::{instance_id, read_instance};
@@ -173,11 +172,14 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), Str
 }
 
 async fn run(app: Arc<App>, peer: Peer, mut socket: WebSocket) {
-    let (session, mut replaced) = app.sessions().open(&peer.instance_arn);
     let store = app.store();
-    // Follow the change feed from before the first read, so that nothing between the
-    // full payload and the first delta is missed.
-    let mut feed = store.watch();
+    // Take the instance's task changes from before the first read, so that nothing
+    // between the full payload and the first delta is missed.
+    let hub::Opened {
+        id: session,
+        mut replaced,
+        pushes: mut feed,
+    } = app.sessions().open(store.as_ref(), &peer.instance_arn);
     if let Err(err) = set_connected(
         store.as_ref(),
         &peer.scope.region,
@@ -222,21 +224,21 @@ async fn serve(
     app: &App,
     peer: &Peer,
     socket: &mut WebSocket,
-    feed: &mut tokio::sync::broadcast::Receiver<Arc<berth_store::ChangeBatch>>,
+    feed: &mut tokio::sync::mpsc::UnboundedReceiver<Push>,
     payloads: &mut payload::Payloads,
     replaced: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let store = app.store();
     let region = peer.scope.region.as_str();
+    let views = &app.shared().views;
     let full = payloads
-        .full(store.as_ref(), region, &peer.cluster)
+        .full(store.as_ref(), views, region, &peer.cluster)
         .await
         .map_err(|e| e.message)?;
     send(socket, &ServerMessage::PayloadMessage(full)).await?;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
     let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
     let mut deadline = tokio::time::Instant::now() + timeout;
-    let task_prefix = keys::tasks(region, &peer.cluster);
     loop {
         tokio::select! {
             _ = replaced.changed() => {
@@ -246,26 +248,30 @@ async fn serve(
             }
             _ = tokio::time::sleep_until(deadline) => return Err("no message from the agent within the session timeout".into()),
             _ = heartbeat.tick() => send(socket, &ServerMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await?,
-            batch = feed.recv() => {
-                let changed: Vec<TaskRecord> = match batch {
-                    Ok(batch) => batch
-                        .changes
-                        .iter()
-                        .filter_map(|change| match change {
-                            berth_store::Change::Put(kv) if kv.key.starts_with(&task_prefix) => {
-                                state::decode_record::<TaskRecord>(kv).ok()
+            push = feed.recv() => {
+                let Some(push) = push else { return Err("the session dispatcher stopped".into()) };
+                let mut pushes = vec![push];
+                while let Ok(more) = feed.try_recv() {
+                    pushes.push(more);
+                }
+                let mut changed: Vec<TaskRecord> = Vec::new();
+                let mut resync = false;
+                for push in pushes {
+                    match push {
+                        Push::Task(kv) => {
+                            if let Ok(record) = state::decode_record::<TaskRecord>(&kv) {
+                                changed.push(record);
                             }
-                            _ => None,
-                        })
-                        .collect(),
-                    Err(RecvError::Lagged(_)) => {
-                        // Missed changes: send the whole desired set again.
-                        let full = payloads.full(store.as_ref(), region, &peer.cluster).await.map_err(|e| e.message)?;
-                        send(socket, &ServerMessage::PayloadMessage(full)).await?;
-                        continue;
+                        }
+                        Push::Resync => resync = true,
                     }
-                    Err(RecvError::Closed) => return Err("the store closed its change feed".into()),
-                };
+                }
+                if resync {
+                    // Missed changes: send the whole desired set again.
+                    let full = payloads.full(store.as_ref(), views, region, &peer.cluster).await.map_err(|e| e.message)?;
+                    send(socket, &ServerMessage::PayloadMessage(full)).await?;
+                    continue;
+                }
                 let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
                 if let Some(delta) = payloads.delta(&snapshot, region, &changed).map_err(|e| e.message)? {
                     send(socket, &ServerMessage::PayloadMessage(delta)).await?;

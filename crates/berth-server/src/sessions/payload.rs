@@ -7,10 +7,13 @@ use berth_model::ApiResult;
 use berth_model::task::{TaskStatus, apply_overrides};
 use berth_model::task_definition::NetworkMode;
 use berth_proto::{DesiredStatus, DesiredTask, PayloadMessage};
-use berth_store::{Snapshot, Store};
+use std::sync::Arc;
+
+use berth_store::{KeyValue, Snapshot, Store};
 
 use crate::api::task_definitions::TaskDefinitionRecord;
 use crate::state::records::TaskRecord;
+use crate::state::views::{TaskSummary, Views};
 use crate::state::{self, keys};
 
 pub struct Payloads {
@@ -59,13 +62,34 @@ impl Payloads {
     pub async fn full(
         &mut self,
         store: &dyn Store,
+        views: &Views,
         region: &str,
         cluster: &str,
     ) -> ApiResult<PayloadMessage> {
         let snapshot = store.snapshot().await.map_err(state::store_error)?;
+        // The instance's live tasks from the task view (which may be newer than the
+        // snapshot: the keys are read from the snapshot); a scan if there is no view.
+        let listed: Option<Vec<Arc<str>>> = views
+            .caught_up(store, snapshot.revision(), |view| {
+                view.instance(&self.instance_arn)
+                    .map(|tasks| tasks.live.iter().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .await;
+        let found: Vec<&KeyValue> = match &listed {
+            Some(keys) => keys.iter().filter_map(|key| snapshot.get(key)).collect(),
+            None => snapshot
+                .iter_prefix(&keys::tasks(region, cluster))
+                .filter(|kv| {
+                    TaskSummary::of(kv).is_some_and(|t| {
+                        t.container_instance_arn.as_deref() == Some(&self.instance_arn)
+                    })
+                })
+                .collect(),
+        };
         let mut tasks = Vec::new();
         self.sent.clear();
-        for kv in snapshot.iter_prefix(&keys::tasks(region, cluster)) {
+        for kv in found {
             let record: TaskRecord = state::decode_record(kv)?;
             if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn)
                 || record.is_stopped()

@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod records;
+pub mod views;
 
 use berth_model::{ApiError, ApiResult};
 use berth_store::{KeyValue, Snapshot, Store, StoreError, Txn, TxnOutcome};

@@ -1,0 +1,607 @@
+//! The scheduler's behaviours at scale, with simulated container instances: a real
+//! `berth server` process (real SQLite store) and 1,000 agents in this process, each
+//! the real agent (`berth_agent::agent`) on the fake runtime, each its own container
+//! instance with its own session (`berth_agent::sim`). Driven through the AWS SDK.
+//!
+//! One test walks through the whole story on one control plane, so the suite pays
+//! for 1,000 agents once: the instances register and connect; a REPLICA service of
+//! thousands of tasks reaches its steady state, every task running on its agent and
+//! no instance over-committed; a rolling update to a new revision completes within
+//! the service's minimumHealthyPercent and maximumPercent (watched at every sample,
+//! from the agents' side as well as through the API); RunTask batches are placed and
+//! run; an agent killed abruptly is seen disconnected.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::types::{
+    ContainerDefinition, ContainerInstance, DeploymentConfiguration, DeploymentRolloutState,
+    DesiredStatus, NetworkMode, PlacementStrategy, PlacementStrategyType, Task,
+};
+use berth_agent::sim::{SimConfig, Simulation};
+use common::{ACCESS_KEY_ID, BerthServer, Require, SECRET_ACCESS_KEY, TestResult};
+
+const CLUSTER: &str = "sim";
+const INSTANCES: usize = 1_000;
+/// Each simulated host: 4 CPUs, 2 GiB; each task takes 256 MiB, so 8 fit on a host.
+const HOST_MEMORY_MIB: u64 = 2048;
+const TASK_MEMORY_MIB: i32 = 256;
+const TASKS_PER_HOST: usize = 8;
+const SERVICE: &str = "fleet";
+const DESIRED: usize = 2_000;
+const MIN_HEALTHY_PERCENT: usize = 50;
+const MAX_PERCENT: usize = 200;
+/// RunTask calls of 10 tasks each.
+const BATCHES: usize = 30;
+const FAMILY: &str = "sim-app";
+
+/// The bound on reaching any state the test waits for.
+const DEADLINE: Duration = Duration::from_secs(240);
+const POLL: Duration = Duration::from_millis(200);
+
+fn container(image: &str) -> ContainerDefinition {
+    ContainerDefinition::builder()
+        .name("app")
+        .image(image)
+        .memory(TASK_MEMORY_MIB)
+        .cpu(64)
+        .essential(true)
+        .build()
+}
+
+async fn register(client: &Client, image: &str) -> TestResult<String> {
+    let out = client
+        .register_task_definition()
+        .family(FAMILY)
+        .network_mode(NetworkMode::Bridge)
+        .container_definitions(container(image))
+        .send()
+        .await?;
+    out.task_definition()
+        .and_then(|td| td.task_definition_arn())
+        .map(str::to_string)
+        .req("the task definition ARN")
+}
+
+async fn all_instances(client: &Client) -> TestResult<Vec<ContainerInstance>> {
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_container_instances()
+            .cluster(CLUSTER)
+            .set_next_token(token)
+            .send()
+            .await?;
+        arns.extend(out.container_instance_arns().iter().cloned());
+        match out.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let mut instances = Vec::new();
+    for chunk in arns.chunks(100) {
+        let out = client
+            .describe_container_instances()
+            .cluster(CLUSTER)
+            .set_container_instances(Some(chunk.to_vec()))
+            .send()
+            .await?;
+        if !out.failures().is_empty() {
+            return Err(format!("DescribeContainerInstances: {:?}", out.failures()).into());
+        }
+        instances.extend(out.container_instances().iter().cloned());
+    }
+    Ok(instances)
+}
+
+/// Every task ARN ListTasks gives for one filter, every page.
+async fn list_tasks(
+    client: &Client,
+    service: Option<&str>,
+    started_by: Option<&str>,
+    desired: DesiredStatus,
+) -> TestResult<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_tasks()
+            .cluster(CLUSTER)
+            .set_service_name(service.map(str::to_string))
+            .set_started_by(started_by.map(str::to_string))
+            .desired_status(desired.clone())
+            .set_next_token(token)
+            .send()
+            .await?;
+        arns.extend(out.task_arns().iter().cloned());
+        match out.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(arns),
+        }
+    }
+}
+
+async fn describe_tasks(client: &Client, arns: &[String]) -> TestResult<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for chunk in arns.chunks(100) {
+        let out = client
+            .describe_tasks()
+            .cluster(CLUSTER)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await?;
+        if !out.failures().is_empty() {
+            return Err(format!("DescribeTasks: {:?}", out.failures()).into());
+        }
+        tasks.extend(out.tasks().iter().cloned());
+    }
+    Ok(tasks)
+}
+
+/// Every task of the cluster not yet STOPPED (desired RUNNING, and desired STOPPED
+/// but still stopping).
+async fn live_tasks(client: &Client) -> TestResult<Vec<Task>> {
+    let mut arns = list_tasks(client, None, None, DesiredStatus::Running).await?;
+    arns.extend(list_tasks(client, None, None, DesiredStatus::Stopped).await?);
+    let tasks = describe_tasks(client, &arns).await?;
+    Ok(tasks
+        .into_iter()
+        .filter(|t| t.last_status() != Some("STOPPED"))
+        .collect())
+}
+
+/// Waits (up to [`DEADLINE`]) until `check` returns `Some`; `what` names the wait.
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> TestResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = TestResult<Result<T, String>>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let last = match check().await? {
+            Ok(found) => return Ok(found),
+            Err(last) => last,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("{what}: not within {DEADLINE:?}; last: {last}").into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn revision_of(task: &Task) -> &str {
+    task.task_definition_arn()
+        .and_then(|arn| arn.rsplit(':').next())
+        .unwrap_or_default()
+}
+
+/// The running containers of every simulated host: (agent index, task ARN, image).
+fn agent_side(sim: &Simulation) -> Vec<(usize, String, String)> {
+    let mut found = Vec::new();
+    for agent in sim.agents() {
+        for container in agent.runtime().running_containers() {
+            let task = container
+                .labels
+                .get(berth_proto::labels::TASK_ARN)
+                .cloned()
+                .unwrap_or_default();
+            found.push((agent.index(), task, container.image));
+        }
+    }
+    found
+}
+
+/// Checks the control plane's and the agents' views agree: every task RUNNING in
+/// the control plane runs on the agent of its instance (and vice versa), no instance
+/// holds more than fits, and each instance's remaining memory is what its live tasks
+/// leave.
+async fn check_placement(client: &Client, sim: &Simulation) -> TestResult<Vec<Task>> {
+    let live = live_tasks(client).await?;
+    let instances = all_instances(client).await?;
+    let index_of: HashMap<String, usize> = sim
+        .agents()
+        .iter()
+        .filter_map(|a| Some((a.instance_arn()?, a.index())))
+        .collect();
+    let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
+    for task in &live {
+        let instance = task.container_instance_arn().req("the task's instance")?;
+        *per_instance.entry(instance.to_string()).or_default() += 1;
+    }
+    for (instance, count) in &per_instance {
+        assert!(
+            *count <= TASKS_PER_HOST,
+            "instance {instance} holds {count} live tasks; {TASKS_PER_HOST} fit"
+        );
+    }
+    for instance in &instances {
+        let arn = instance.container_instance_arn().unwrap_or_default();
+        let memory = |resources: &[aws_sdk_ecs::types::Resource]| {
+            resources
+                .iter()
+                .find(|r| r.name() == Some("MEMORY"))
+                .map(|r| r.integer_value())
+                .unwrap_or_default()
+        };
+        let registered = memory(instance.registered_resources());
+        let remaining = memory(instance.remaining_resources());
+        let held = per_instance.get(arn).copied().unwrap_or(0) as i32 * TASK_MEMORY_MIB;
+        assert_eq!(
+            registered - remaining,
+            held,
+            "instance {arn}: registered {registered} MiB, remaining {remaining} MiB, its live tasks hold {held} MiB"
+        );
+        assert!(remaining >= 0, "instance {arn} over-committed: {remaining}");
+    }
+    let running: BTreeSet<(usize, String)> = live
+        .iter()
+        .filter(|t| t.last_status() == Some("RUNNING") && t.desired_status() == Some("RUNNING"))
+        .map(|t| {
+            let instance = t.container_instance_arn().unwrap_or_default();
+            (
+                index_of.get(instance).copied().unwrap_or(usize::MAX),
+                t.task_arn().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let on_agents: BTreeSet<(usize, String)> = agent_side(sim)
+        .into_iter()
+        .map(|(index, task, _)| (index, task))
+        .collect();
+    let missing: Vec<_> = running.difference(&on_agents).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "tasks RUNNING in the control plane but not on their agent: {missing:?}"
+    );
+    let extra: Vec<_> = on_agents.difference(&running).take(5).collect();
+    assert!(
+        extra.is_empty(),
+        "containers running on agents whose tasks are not RUNNING in the control plane: {extra:?}"
+    );
+    Ok(live)
+}
+
+/// Samples the agents' side of a rollout every few milliseconds: the running
+/// containers of the service, in total and per host.
+struct AgentWatch {
+    stop: Arc<AtomicBool>,
+    fewest: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    most_on_a_host: Arc<AtomicUsize>,
+    samples: Arc<AtomicUsize>,
+}
+
+impl AgentWatch {
+    fn start(sim: Arc<Simulation>, image_prefix: &'static str) -> Self {
+        let watch = AgentWatch {
+            stop: Arc::new(AtomicBool::new(false)),
+            fewest: Arc::new(AtomicUsize::new(usize::MAX)),
+            most: Arc::new(AtomicUsize::new(0)),
+            most_on_a_host: Arc::new(AtomicUsize::new(0)),
+            samples: Arc::new(AtomicUsize::new(0)),
+        };
+        let (stop, fewest, most, on_host, samples) = (
+            watch.stop.clone(),
+            watch.fewest.clone(),
+            watch.most.clone(),
+            watch.most_on_a_host.clone(),
+            watch.samples.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut total = 0;
+                for agent in sim.agents() {
+                    let here = agent
+                        .runtime()
+                        .running_containers()
+                        .iter()
+                        .filter(|c| c.image.starts_with(image_prefix))
+                        .count();
+                    on_host.fetch_max(here, Ordering::Relaxed);
+                    total += here;
+                }
+                fewest.fetch_min(total, Ordering::Relaxed);
+                most.fetch_max(total, Ordering::Relaxed);
+                samples.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        watch
+    }
+
+    fn finish(&self) -> (usize, usize, usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        (
+            self.fewest.load(Ordering::Relaxed),
+            self.most.load(Ordering::Relaxed),
+            self.most_on_a_host.load(Ordering::Relaxed),
+            self.samples.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Says how far the test got (for the log of a failing run; nothing is asserted on time).
+fn progress(started: &std::time::Instant, step: &str) {
+    eprintln!("[{:>6.1}s] {step}", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_task_batches()
+-> TestResult {
+    let started = std::time::Instant::now();
+    let server = BerthServer::start_with(&["--task-running-grace", "0"])?;
+    let client = server.client();
+    client.create_cluster().cluster_name(CLUSTER).send().await?;
+
+    progress(&started, "1. A thousand");
+    // 1. A thousand instances register and connect.
+    let mut config = SimConfig::new(
+        &server.endpoint(),
+        CLUSTER,
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+    );
+    config.memory_mib = HOST_MEMORY_MIB;
+    let mut sim = Simulation::new(config)?;
+    sim.start_agents(INSTANCES);
+    let arns = sim.wait_connected(DEADLINE).await?;
+    let distinct: BTreeSet<&String> = arns.iter().collect();
+    assert_eq!(distinct.len(), INSTANCES, "each agent is its own instance");
+    progress(&started, "agents connected");
+    let instances = wait_for("every instance ACTIVE and connected", || async {
+        let instances = all_instances(&client).await?;
+        let ready = instances
+            .iter()
+            .filter(|i| i.status() == Some("ACTIVE") && i.agent_connected())
+            .count();
+        Ok(if ready == INSTANCES {
+            Ok(instances)
+        } else {
+            Err(format!("{ready} of {} ready", instances.len()))
+        })
+    })
+    .await?;
+    let registered: BTreeSet<&str> = instances
+        .iter()
+        .filter_map(|i| i.container_instance_arn())
+        .collect();
+    let ours: BTreeSet<&str> = arns.iter().map(String::as_str).collect();
+    assert_eq!(registered, ours, "the cluster's instances are the agents'");
+
+    progress(&started, "2. A REPLICA");
+    // 2. A REPLICA service of thousands of tasks, bin-packed by memory so that
+    // instances fill up: its steady state, every task on its agent.
+    let v1 = register(&client, "sim/app:1").await?;
+    client
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name(SERVICE)
+        .task_definition(&v1)
+        .desired_count(i32::try_from(DESIRED)?)
+        .placement_strategy(
+            PlacementStrategy::builder()
+                .r#type(PlacementStrategyType::Binpack)
+                .field("memory")
+                .build(),
+        )
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .minimum_healthy_percent(i32::try_from(MIN_HEALTHY_PERCENT)?)
+                .maximum_percent(i32::try_from(MAX_PERCENT)?)
+                .build(),
+        )
+        .send()
+        .await?;
+    let steady = |revision: &'static str| {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            async move {
+                let service = client
+                    .describe_services()
+                    .cluster(CLUSTER)
+                    .services(SERVICE)
+                    .send()
+                    .await?
+                    .services()
+                    .first()
+                    .cloned()
+                    .req("the service")?;
+                // The PRIMARY deployment completed, and no other still ACTIVE.
+                let primary_done = service.deployments().iter().any(|d| {
+                    d.status() == Some("PRIMARY")
+                        && d.rollout_state() == Some(&DeploymentRolloutState::Completed)
+                        && d.task_definition().and_then(|arn| arn.rsplit(':').next())
+                            == Some(revision)
+                }) && !service
+                    .deployments()
+                    .iter()
+                    .any(|d| d.status() == Some("ACTIVE"));
+                let running = service.running_count() as usize;
+                if !primary_done || running != DESIRED {
+                    return Ok(Err(format!(
+                        "runningCount {running}, deployments {:?}",
+                        service
+                            .deployments()
+                            .iter()
+                            .map(|d| (d.status(), d.running_count(), d.rollout_state()))
+                            .collect::<Vec<_>>()
+                    )));
+                }
+                let arns = list_tasks(&client, Some(SERVICE), None, DesiredStatus::Running).await?;
+                let tasks = describe_tasks(&client, &arns).await?;
+                let ready = tasks
+                    .iter()
+                    .filter(|t| t.last_status() == Some("RUNNING") && revision_of(t) == revision)
+                    .count();
+                Ok(if ready == DESIRED && tasks.len() == DESIRED {
+                    Ok(tasks)
+                } else {
+                    Err(format!(
+                        "{ready} of {} listed tasks RUNNING at revision {revision}",
+                        tasks.len()
+                    ))
+                })
+            }
+        }
+    };
+    wait_for("the service's steady state", steady("1")).await?;
+    let live = check_placement(&client, &sim).await?;
+    assert_eq!(live.len(), DESIRED, "only the service's tasks are live");
+    let on_agents = agent_side(&sim);
+    assert_eq!(on_agents.len(), DESIRED);
+    assert!(on_agents.iter().all(|(_, _, image)| image == "sim/app:1"));
+
+    progress(&started, "3. A rolling");
+    // 3. A rolling update to revision 2, watched from the agents every few
+    // milliseconds and through the API at every poll.
+    let sim = Arc::new(sim);
+    let watch = AgentWatch::start(Arc::clone(&sim), "sim/app:");
+    let v2 = register(&client, "sim/app:2").await?;
+    client
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_definition(&v2)
+        .send()
+        .await?;
+    let min_healthy = DESIRED * MIN_HEALTHY_PERCENT / 100;
+    let max_live = DESIRED * MAX_PERCENT / 100;
+    let api_samples = AtomicUsize::new(0);
+    let rolled = steady("2");
+    wait_for("the rolling update's completion", || {
+        let client = client.clone();
+        let api_samples = &api_samples;
+        let fut = rolled();
+        async move {
+            // The bounds, through the API: live tasks at most maxPercent, RUNNING
+            // service tasks at least minimumHealthyPercent.
+            let live = live_tasks(&client).await?;
+            let serving = live
+                .iter()
+                .filter(|t| t.last_status() == Some("RUNNING"))
+                .count();
+            assert!(
+                live.len() <= max_live,
+                "{} live tasks, more than {MAX_PERCENT}% of {DESIRED}",
+                live.len()
+            );
+            assert!(
+                serving >= min_healthy,
+                "{serving} RUNNING tasks, fewer than {MIN_HEALTHY_PERCENT}% of {DESIRED}"
+            );
+            api_samples.fetch_add(1, Ordering::Relaxed);
+            fut.await
+        }
+    })
+    .await?;
+    let (fewest, most, most_on_a_host, samples) = watch.finish();
+    eprintln!(
+        "rolling update: {samples} agent-side samples (running containers between {fewest} and {most}, at most {most_on_a_host} on a host), {} API samples",
+        api_samples.load(Ordering::Relaxed)
+    );
+    assert!(
+        fewest >= min_healthy,
+        "the agents ran {fewest} of the service's containers at one time, fewer than {MIN_HEALTHY_PERCENT}%"
+    );
+    assert!(
+        most <= max_live,
+        "the agents ran {most} of the service's containers at one time, more than {MAX_PERCENT}%"
+    );
+    assert!(
+        most_on_a_host <= TASKS_PER_HOST,
+        "a host ran {most_on_a_host} containers; {TASKS_PER_HOST} fit"
+    );
+    let live = check_placement(&client, &sim).await?;
+    assert_eq!(live.len(), DESIRED);
+    assert!(live.iter().all(|t| revision_of(t) == "2"));
+    let on_agents = agent_side(&sim);
+    assert_eq!(on_agents.len(), DESIRED);
+    assert!(on_agents.iter().all(|(_, _, image)| image == "sim/app:2"));
+
+    progress(&started, "4. RunTask");
+    // 4. RunTask batches of 10.
+    let batch_definition = register(&client, "sim/batch:1").await?;
+    let mut placed = 0;
+    for _ in 0..BATCHES {
+        let out = client
+            .run_task()
+            .cluster(CLUSTER)
+            .task_definition(&batch_definition)
+            .count(10)
+            .started_by("sim-batch")
+            .send()
+            .await?;
+        assert!(out.failures().is_empty(), "RunTask: {:?}", out.failures());
+        placed += out.tasks().len();
+    }
+    assert_eq!(placed, BATCHES * 10);
+    wait_for("every RunTask task RUNNING", || {
+        let client = client.clone();
+        async move {
+            let arns = list_tasks(&client, None, Some("sim-batch"), DesiredStatus::Running).await?;
+            let tasks = describe_tasks(&client, &arns).await?;
+            let running = tasks
+                .iter()
+                .filter(|t| t.last_status() == Some("RUNNING"))
+                .count();
+            Ok(if running == BATCHES * 10 {
+                Ok(())
+            } else {
+                Err(format!("{running} of {} RUNNING", tasks.len()))
+            })
+        }
+    })
+    .await?;
+    let live = check_placement(&client, &sim).await?;
+    assert_eq!(live.len(), DESIRED + BATCHES * 10);
+
+    progress(&started, "5. An agent");
+    // 5. An agent killed abruptly (no deregistration, its session just drops) is
+    // seen disconnected; its instance stays registered.
+    let mut sim = Arc::try_unwrap(sim).map_err(|_| "the watch still holds the simulation")?;
+    let victim = live
+        .first()
+        .and_then(|t| t.container_instance_arn())
+        .req("an instance with tasks")?
+        .to_string();
+    let index = sim.agent_of(&victim).req("the victim's agent")?.index();
+    sim.kill(index);
+    wait_for("the killed agent seen disconnected", || {
+        let client = client.clone();
+        let victim = victim.clone();
+        async move {
+            let out = client
+                .describe_container_instances()
+                .cluster(CLUSTER)
+                .container_instances(&victim)
+                .send()
+                .await?;
+            let instance = out
+                .container_instances()
+                .first()
+                .cloned()
+                .req("the victim")?;
+            Ok(
+                if !instance.agent_connected() && instance.status() == Some("ACTIVE") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "agentConnected {}, status {:?}",
+                        instance.agent_connected(),
+                        instance.status()
+                    ))
+                },
+            )
+        }
+    })
+    .await?;
+    sim.shutdown().await;
+    Ok(())
+}
