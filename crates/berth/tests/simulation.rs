@@ -9,7 +9,9 @@
 //! no instance over-committed; a rolling update to a new revision completes within
 //! the service's minimumHealthyPercent and maximumPercent (watched at every sample,
 //! from the agents' side as well as through the API); RunTask batches are placed and
-//! run; an agent killed abruptly is seen disconnected.
+//! run; an agent killed abruptly is seen disconnected; another is lost in the middle
+//! of a rolling update, and the update completes with the lost instances' tasks
+//! stopped and replaced on live agents.
 
 mod common;
 
@@ -39,6 +41,8 @@ const MAX_PERCENT: usize = 200;
 /// RunTask calls of 10 tasks each.
 const BATCHES: usize = 30;
 const FAMILY: &str = "sim-app";
+/// Seconds a simulated agent may be gone before its tasks are replaced.
+const LOST_AGENT_GRACE: &str = "5";
 
 /// The bound on reaching any state the test waits for.
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -181,10 +185,12 @@ fn revision_of(task: &Task) -> &str {
         .unwrap_or_default()
 }
 
-/// The running containers of every simulated host: (agent index, task ARN, image).
+/// The running containers of every simulated host whose agent runs (a killed
+/// agent's host is cut off: what it still runs is not the fleet's): (agent index,
+/// task ARN, image).
 fn agent_side(sim: &Simulation) -> Vec<(usize, String, String)> {
     let mut found = Vec::new();
-    for agent in sim.agents() {
+    for agent in sim.agents().iter().filter(|a| a.is_running()) {
         for container in agent.runtime().running_containers() {
             let task = container
                 .labels
@@ -335,7 +341,12 @@ fn progress(started: &std::time::Instant, step: &str) {
 async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_task_batches()
 -> TestResult {
     let started = std::time::Instant::now();
-    let server = BerthServer::start_with(&["--task-running-grace", "0"])?;
+    let server = BerthServer::start_with(&[
+        "--task-running-grace",
+        "0",
+        "--lost-agent-grace",
+        LOST_AGENT_GRACE,
+    ])?;
     let client = server.client();
     client.create_cluster().cluster_name(CLUSTER).send().await?;
 
@@ -430,7 +441,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                         service
                             .deployments()
                             .iter()
-                            .map(|d| (d.status(), d.running_count(), d.rollout_state()))
+                            .map(|d| (d.status(), d.running_count(), d.rollout_state(), d.task_definition()))
                             .collect::<Vec<_>>()
                     )));
                 }
@@ -602,6 +613,87 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         }
     })
     .await?;
+
+    progress(&started, "6. An instance lost mid-deployment");
+    // 6. A rolling update to a new revision, and in the middle of it another agent is
+    // lost. After the grace period the lost instances' tasks are STOPPED with a
+    // reason naming their instance, the service replaces them elsewhere, and the
+    // deployment completes with every task at the new revision on a live agent.
+    let v3 = register(&client, "sim/app:3").await?;
+    client
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_definition(&v3)
+        .send()
+        .await?;
+    // The family's fourth revision: the RunTask batches registered the third.
+    assert!(v3.ends_with(":4"), "{v3}");
+    let second_victim = wait_for("a task of the new revision placed", || {
+        let client = client.clone();
+        let victim = victim.clone();
+        async move {
+            let live = live_tasks(&client).await?;
+            Ok(live
+                .iter()
+                .find(|t| {
+                    revision_of(t) == "3" && t.container_instance_arn() != Some(victim.as_str())
+                })
+                .and_then(|t| t.container_instance_arn())
+                .map(str::to_string)
+                .ok_or_else(|| "no revision 4 task yet".to_string()))
+        }
+    })
+    .await?;
+    let index = sim
+        .agent_of(&second_victim)
+        .req("the second victim's agent")?
+        .index();
+    sim.kill(index);
+    let lost: BTreeSet<String> = [victim.clone(), second_victim.clone()].into();
+    let sim = Arc::new(sim);
+    wait_for(
+        "the rolling update's completion despite the lost instance",
+        steady("4"),
+    )
+    .await?;
+    let live = check_placement(&client, &sim).await?;
+    let service_tasks: Vec<&Task> = live
+        .iter()
+        .filter(|t| t.group() == Some(&format!("service:{SERVICE}")))
+        .collect();
+    assert_eq!(service_tasks.len(), DESIRED);
+    for task in &service_tasks {
+        assert_eq!(revision_of(task), "4");
+        let instance = task.container_instance_arn().unwrap_or_default();
+        assert!(
+            !lost.contains(instance),
+            "a live task is on lost instance {instance}"
+        );
+    }
+    let stopped = list_tasks(&client, None, None, DesiredStatus::Stopped).await?;
+    let stopped = describe_tasks(&client, &stopped).await?;
+    for instance in &lost {
+        let on_it: Vec<&Task> = stopped
+            .iter()
+            .filter(|t| t.container_instance_arn() == Some(instance.as_str()))
+            .collect();
+        assert!(!on_it.is_empty(), "the lost instance {instance} had tasks");
+        let mut lost_reasons = 0;
+        for task in on_it {
+            assert_eq!(task.last_status(), Some("STOPPED"));
+            let reason = task.stopped_reason().unwrap_or_default();
+            if reason.contains(instance.as_str()) && reason.contains("disconnected") {
+                lost_reasons += 1;
+            }
+        }
+        assert!(
+            lost_reasons > 0,
+            "a task of {instance} was stopped for its lost agent"
+        );
+    }
+    drop(live);
+    let mut sim = Arc::try_unwrap(sim).map_err(|_| "the simulation is still shared")?;
     sim.shutdown().await;
     Ok(())
 }
