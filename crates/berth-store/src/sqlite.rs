@@ -333,7 +333,7 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
                 kv.key, kv.create_revision, kv.mod_revision, kv.version
             )));
         }
-        map.insert(kv.key.clone(), kv);
+        map.insert(Arc::from(kv.key.as_str()), Arc::new(kv));
     }
     Ok(Index { map, revision })
 }
@@ -447,7 +447,11 @@ impl Writer {
 
 /// Applies `txn` at `revision` if its compares hold; returns its changes, or `None`
 /// on conflict (then `working` is untouched).
-fn apply(txn: Txn, working: &mut OrdMap<String, KeyValue>, revision: i64) -> Option<Vec<Change>> {
+fn apply(
+    txn: Txn,
+    working: &mut OrdMap<Arc<str>, Arc<KeyValue>>,
+    revision: i64,
+) -> Option<Vec<Change>> {
     let holds = txn
         .compares
         .iter()
@@ -465,14 +469,15 @@ fn apply(txn: Txn, working: &mut OrdMap<String, KeyValue>, revision: i64) -> Opt
                     Some(old) => (old.create_revision, old.version + 1),
                     None => (revision, 1),
                 };
+                let entry = Arc::from(key.as_str());
                 let kv = KeyValue {
-                    key: key.clone(),
+                    key,
                     value,
                     create_revision,
                     mod_revision: revision,
                     version,
                 };
-                working.insert(key, kv.clone());
+                working.insert(entry, Arc::new(kv.clone()));
                 changes.push(Change::Put(kv));
             }
             Op::Delete { key } => {
@@ -489,7 +494,7 @@ fn apply(txn: Txn, working: &mut OrdMap<String, KeyValue>, revision: i64) -> Opt
 /// SQLite transaction.
 fn persist(
     conn: &mut Connection,
-    working: &OrdMap<String, KeyValue>,
+    working: &OrdMap<Arc<str>, Arc<KeyValue>>,
     touched: &BTreeSet<String>,
     revision: i64,
 ) -> rusqlite::Result<()> {
