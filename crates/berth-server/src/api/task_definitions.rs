@@ -11,6 +11,7 @@ use berth_model::tagging::validate_new_tags;
 use berth_model::task_definition::*;
 use berth_model::{ApiError, ApiResult};
 use berth_store::{Compare, Snapshot, Txn};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
@@ -136,18 +137,16 @@ pub(crate) fn find(
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisterTaskDefinitionResponse {
-    task_definition: TaskDefinition,
-    tags: Vec<Tag>,
-}
-
+/// Registers a revision; `sent_bytes` is the length of the request body, for the size
+/// limit. Answers with the response body: RegisterTaskDefinition's response
+/// (`{taskDefinition, tags}`) is the stored record, so the record's bytes are both
+/// stored and sent, encoded once.
 pub async fn register_task_definition(
     ctx: &Ctx<'_>,
     req: RegisterTaskDefinitionRequest,
-) -> ApiResult<RegisterTaskDefinitionResponse> {
-    validate_registration(&req)?;
+    sent_bytes: usize,
+) -> ApiResult<Bytes> {
+    validate_registration_sent(&req, sent_bytes)?;
     let tags = req.tags.clone().unwrap_or_default();
     validate_new_tags(&tags)?;
     let family = req.family.clone();
@@ -166,14 +165,11 @@ pub async fn register_task_definition(
             task_definition: definition,
             tags: tags.clone(),
         };
+        let encoded = Bytes::from(state::encode_record(&record)?);
         let txn = Txn::new()
             .when(Compare::absent(&key))
-            .put(&key, state::encode_record(&record)?);
-        let response = RegisterTaskDefinitionResponse {
-            task_definition: record.task_definition,
-            tags: record.tags,
-        };
-        Ok((Some(txn), response))
+            .put(&key, encoded.clone());
+        Ok((Some(txn), encoded))
     })
     .await
 }
