@@ -147,24 +147,29 @@ pub async fn register_task_definition(
     sent_bytes: usize,
 ) -> ApiResult<Bytes> {
     validate_registration_sent(&req, sent_bytes)?;
-    let tags = req.tags.clone().unwrap_or_default();
+    let mut req = req;
+    let tags = req.tags.take().unwrap_or_default();
     validate_new_tags(&tags)?;
     let family = req.family.clone();
+    // Only the revision and its ARN depend on the store: the record is built once, and
+    // each attempt numbers it.
+    let mut record = TaskDefinitionRecord {
+        task_definition: TaskDefinition::from_registration(
+            req,
+            String::new(),
+            0,
+            ctx.now,
+            Some(ctx.principal_arn.clone()),
+        ),
+        tags,
+    };
     state::write(ctx.store, |snapshot| {
         let latest = latest_revision(snapshot, ctx.region(), &family);
         let revision = ctx.shared.revisions.next(ctx.region(), &family, latest);
         let key = keys::task_definition(ctx.region(), &family, revision);
-        let definition = TaskDefinition::from_registration(
-            req.clone(),
-            ctx.scope.task_definition_arn(&family, revision),
-            revision,
-            ctx.now,
-            Some(ctx.principal_arn.clone()),
-        );
-        let record = TaskDefinitionRecord {
-            task_definition: definition,
-            tags: tags.clone(),
-        };
+        let definition = &mut record.task_definition;
+        definition.task_definition_arn = Some(ctx.scope.task_definition_arn(&family, revision));
+        definition.revision = Some(revision);
         let encoded = Bytes::from(state::encode_record(&record)?);
         let txn = Txn::new()
             .when(Compare::absent(&key))
