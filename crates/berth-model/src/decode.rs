@@ -15,6 +15,18 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     } else {
         body
     };
+    // Tracking the path wraps every visitor of the decode and costs as much again, so
+    // it is done only to explain a failure: the second decode meets the same error,
+    // now with the member it happened at.
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match T::deserialize(de) {
+        Ok(value) => Ok(value),
+        Err(_) => decode_with_path(body),
+    }
+}
+
+/// The decode of [`decode`], tracking the path to the member at fault.
+fn decode_with_path<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

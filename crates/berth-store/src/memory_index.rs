@@ -5,6 +5,11 @@
 //! reader holds one version for as long as it likes without copying or locking. So a
 //! snapshot is an `Arc` clone, reads never wait for writes, and one request sees one
 //! consistent revision for all of its gets and scans. SQLite is only the durable copy.
+//!
+//! Keys are `Arc<str>` and entries `Arc<KeyValue>`: deriving a version copies the
+//! B-tree nodes on the path to each written key, and copying a node clones every entry
+//! in it (up to 64), so entries must be cheap to clone: a reference-count increment
+//! each, not a key and a value allocated and copied.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use crate::KeyValue;
 /// The key space at one revision, as the writer publishes it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    pub(crate) map: OrdMap<String, KeyValue>,
+    pub(crate) map: OrdMap<Arc<str>, Arc<KeyValue>>,
     pub(crate) revision: i64,
 }
 
@@ -47,7 +52,7 @@ impl Snapshot {
     }
 
     pub fn get(&self, key: &str) -> Option<&KeyValue> {
-        self.index.map.get(key)
+        self.index.map.get(key).map(|kv| &**kv)
     }
 
     /// Every key starting with `prefix`, ascending (`.rev()` for descending).
@@ -122,7 +127,7 @@ impl Snapshot {
             .then(|| self.index.map.range::<_, str>((lower, upper)))
             .into_iter()
             .flatten()
-            .map(|(_, kv)| kv)
+            .map(|(_, kv)| &**kv)
     }
 }
 
@@ -155,14 +160,14 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             let rev = i as i64 + 1;
             map.insert(
-                (*k).to_owned(),
-                KeyValue {
+                Arc::from(*k),
+                Arc::new(KeyValue {
                     key: (*k).to_owned(),
                     value: Bytes::from(k.to_string()),
                     create_revision: rev,
                     mod_revision: rev,
                     version: 1,
-                },
+                }),
             );
         }
         Snapshot::new(Arc::new(Index {

@@ -408,3 +408,93 @@ async fn one_process_owns_the_file() -> Result {
     assert!(store.snapshot().await?.get("k").is_some());
     Ok(())
 }
+
+/// A file of schema version 1 (the `WITHOUT ROWID` layout), as an earlier build wrote
+/// it.
+fn write_version_1(path: &std::path::Path, rows: &[KeyValue], revision: i64) -> Result {
+    std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE kv (
+             key TEXT PRIMARY KEY,
+             value BLOB NOT NULL,
+             create_revision INTEGER NOT NULL,
+             mod_revision INTEGER NOT NULL,
+             version INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO meta (k, v) VALUES ('schema', 1);",
+    )?;
+    conn.execute(
+        "INSERT INTO meta (k, v) VALUES ('revision', ?1)",
+        [revision],
+    )?;
+    for kv in rows {
+        conn.execute(
+            "INSERT INTO kv VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![
+                kv.key,
+                kv.value.as_ref(),
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated() -> Result {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state/berth.db");
+    let rows = vec![
+        kv("a", "1", 1, 3, 2),
+        kv("b", &"x".repeat(5000), 2, 2, 1),
+        kv("c/1", "{}", 4, 4, 1),
+    ];
+    write_version_1(&path, &rows, 4)?;
+    {
+        let store = open(&dir)?;
+        let s = store.snapshot().await?;
+        assert_eq!(s.revision(), 4);
+        assert_eq!(s.iter_prefix("").cloned().collect::<Vec<_>>(), rows);
+        // Writes go on from there: an update, a new key, a delete.
+        let txn = Txn::new()
+            .when(Compare::unchanged("a", 3))
+            .put("a", "2")
+            .put("d", "new")
+            .delete("c/1");
+        assert_eq!(committed(&store, txn).await?, 5);
+    }
+    let store = open(&dir)?;
+    let s = store.snapshot().await?;
+    assert_eq!(s.revision(), 5);
+    assert_eq!(s.get("a"), Some(&kv("a", "2", 1, 5, 3)));
+    assert_eq!(s.get("b"), Some(&rows[1]));
+    assert!(s.get("c/1").is_none());
+    assert_eq!(s.get("d"), Some(&kv("d", "new", 5, 5, 1)));
+    drop(store);
+    let conn = rusqlite::Connection::open(&path)?;
+    let schema: i64 = conn.query_row("SELECT v FROM meta WHERE k = 'schema'", [], |r| r.get(0))?;
+    assert_eq!(schema, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_file_of_an_unknown_schema_version_is_refused() -> Result {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state/berth.db");
+    write_version_1(&path, &[], 0)?;
+    rusqlite::Connection::open(&path)?.execute("UPDATE meta SET v = 99 WHERE k = 'schema'", [])?;
+    match open(&dir) {
+        Err(e) => assert!(
+            e.downcast_ref::<StoreError>()
+                .is_some_and(|e| matches!(e, StoreError::Corrupt(m) if m.contains("99"))),
+            "{e}"
+        ),
+        Ok(_) => return Err("a file of schema version 99 opened".into()),
+    }
+    Ok(())
+}

@@ -4,6 +4,12 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a request allocates and frees hundreds of
+/// small objects (decoded JSON, records, headers), and glibc's malloc and free were
+/// ~15% of the server's CPU under load (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// berth runs containers the way Amazon ECS does, on your own machines, and speaks the
 /// ECS API: the AWS CLI, boto3 and the AWS SDKs work against it with only the endpoint
 /// URL changed.

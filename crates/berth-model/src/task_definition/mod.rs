@@ -30,5 +30,5 @@ pub use reference::{TaskDefinitionRef, family_and_revision, is_valid_family};
 pub use register::{compatibilities, requires_attributes};
 pub use shapes::*;
 pub use size::{TaskSize, is_fargate_size, parse_task_cpu, parse_task_memory};
-pub use validate::validate_registration;
+pub use validate::{validate_registration, validate_registration_sent};
 pub use volume::*;

@@ -41,10 +41,24 @@ pub const MAX_ENVIRONMENT_FILES: usize = 10;
 /// Ephemeral storage bounds, GiB.
 pub const EPHEMERAL_STORAGE_GIB: (i32, i32) = (21, 200);
 
-/// Validates a RegisterTaskDefinition request as ECS does.
+/// Validates a RegisterTaskDefinition request as ECS does, measuring its size by
+/// encoding it (see [`validate_registration_sent`] for a request read from a body).
 pub fn validate_registration(req: &RegisterTaskDefinitionRequest) -> ApiResult<()> {
+    validate(req, None)
+}
+
+/// Validates a RegisterTaskDefinition request decoded from a request body of
+/// `sent_bytes` bytes: a body within the size limit needs no measuring.
+pub fn validate_registration_sent(
+    req: &RegisterTaskDefinitionRequest,
+    sent_bytes: usize,
+) -> ApiResult<()> {
+    validate(req, Some(sent_bytes))
+}
+
+fn validate(req: &RegisterTaskDefinitionRequest, sent_bytes: Option<usize>) -> ApiResult<()> {
     check_family(&req.family)?;
-    check_length(req)?;
+    check_length(req, sent_bytes)?;
     let containers = &req.container_definitions;
     if containers.is_empty() {
         return Err(ApiError::client("Container list cannot be empty."));
@@ -145,8 +159,16 @@ fn check_family(family: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// ECS measures the definition it stores; berth measures the request as JSON.
-fn check_length(req: &RegisterTaskDefinitionRequest) -> ApiResult<()> {
+/// ECS measures the definition it stores; berth measures the request: as the client
+/// sent it (the body), and a body over the limit again as compact JSON, so that
+/// whitespace, escapes and unknown members do not count against the limit. A request
+/// is refused when both are over it. Encoding a request costs about as much as
+/// decoding it, which is why only bodies over the limit are encoded. Without the body
+/// ([`validate_registration`]) the request is encoded.
+fn check_length(req: &RegisterTaskDefinitionRequest, sent_bytes: Option<usize>) -> ApiResult<()> {
+    if sent_bytes.is_some_and(|sent| sent <= MAX_TASK_DEFINITION_BYTES) {
+        return Ok(());
+    }
     let length = serde_json::to_vec(req)
         .map_err(|err| ApiError::server(format!("Cannot measure the task definition: {err}")))?
         .len();

@@ -81,6 +81,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> 
     macro_rules! operations {
         ($($name:literal => $handler:path),* $(,)?) => {
             match op {
+                // Answers with the bytes it stored (see the handler).
+                "RegisterTaskDefinition" => {
+                    task_definitions::register_task_definition(ctx, decode(body)?, body.len())
+                        .await
+                }
                 $($name => encode(&$handler(ctx, decode(body)?).await?),)*
                 _ => Err(ApiError::new(
                     ErrorCode::UnknownOperationException,
@@ -97,7 +102,6 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> 
         "UpdateCluster" => clusters::update_cluster,
         "UpdateClusterSettings" => clusters::update_cluster_settings,
         "PutClusterCapacityProviders" => clusters::put_cluster_capacity_providers,
-        "RegisterTaskDefinition" => task_definitions::register_task_definition,
         "DescribeTaskDefinition" => task_definitions::describe_task_definition,
         "ListTaskDefinitions" => task_definitions::list_task_definitions,
         "ListTaskDefinitionFamilies" => task_definitions::list_task_definition_families,

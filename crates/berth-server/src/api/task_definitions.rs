@@ -11,6 +11,7 @@ use berth_model::tagging::validate_new_tags;
 use berth_model::task_definition::*;
 use berth_model::{ApiError, ApiResult};
 use berth_store::{Compare, Snapshot, Txn};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
@@ -136,44 +137,44 @@ pub(crate) fn find(
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisterTaskDefinitionResponse {
-    task_definition: TaskDefinition,
-    tags: Vec<Tag>,
-}
-
+/// Registers a revision; `sent_bytes` is the length of the request body, for the size
+/// limit. Answers with the response body: RegisterTaskDefinition's response
+/// (`{taskDefinition, tags}`) is the stored record, so the record's bytes are both
+/// stored and sent, encoded once.
 pub async fn register_task_definition(
     ctx: &Ctx<'_>,
     req: RegisterTaskDefinitionRequest,
-) -> ApiResult<RegisterTaskDefinitionResponse> {
-    validate_registration(&req)?;
-    let tags = req.tags.clone().unwrap_or_default();
+    sent_bytes: usize,
+) -> ApiResult<Bytes> {
+    validate_registration_sent(&req, sent_bytes)?;
+    let mut req = req;
+    let tags = req.tags.take().unwrap_or_default();
     validate_new_tags(&tags)?;
     let family = req.family.clone();
+    // Only the revision and its ARN depend on the store: the record is built once, and
+    // each attempt numbers it.
+    let mut record = TaskDefinitionRecord {
+        task_definition: TaskDefinition::from_registration(
+            req,
+            String::new(),
+            0,
+            ctx.now,
+            Some(ctx.principal_arn.clone()),
+        ),
+        tags,
+    };
     state::write(ctx.store, |snapshot| {
         let latest = latest_revision(snapshot, ctx.region(), &family);
         let revision = ctx.shared.revisions.next(ctx.region(), &family, latest);
         let key = keys::task_definition(ctx.region(), &family, revision);
-        let definition = TaskDefinition::from_registration(
-            req.clone(),
-            ctx.scope.task_definition_arn(&family, revision),
-            revision,
-            ctx.now,
-            Some(ctx.principal_arn.clone()),
-        );
-        let record = TaskDefinitionRecord {
-            task_definition: definition,
-            tags: tags.clone(),
-        };
+        let definition = &mut record.task_definition;
+        definition.task_definition_arn = Some(ctx.scope.task_definition_arn(&family, revision));
+        definition.revision = Some(revision);
+        let encoded = Bytes::from(state::encode_record(&record)?);
         let txn = Txn::new()
             .when(Compare::absent(&key))
-            .put(&key, state::encode_record(&record)?);
-        let response = RegisterTaskDefinitionResponse {
-            task_definition: record.task_definition,
-            tags: record.tags,
-        };
-        Ok((Some(txn), response))
+            .put(&key, encoded.clone());
+        Ok((Some(txn), encoded))
     })
     .await
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::{accepted, base, client_error, container, refused, task, with};
 use crate::error::ErrorCode;
 use crate::task_definition::size::fargate_memory_range;
+use crate::task_definition::validate::MAX_TASK_DEFINITION_BYTES;
 
 // ---- family ----
 
@@ -915,6 +916,53 @@ fn a_definition_is_at_most_64_kib() {
         with(json!({}), json!({"environment": variables(700)})),
         &["Actual length", "65536"],
     );
+}
+
+/// Read from a body, a request is measured as sent, and a body over the limit again as
+/// compact JSON: refused only when both are over it.
+#[test]
+fn a_sent_definition_is_measured_by_its_body_first() {
+    use crate::task_definition::validate_registration_sent;
+    let variables = |count: usize| -> Value {
+        (0..count)
+            .map(|i| json!({"name": format!("VAR_{i}"), "value": "x".repeat(100)}))
+            .collect()
+    };
+    let sent = |value: &Value, pretty: bool| {
+        let body = if pretty {
+            serde_json::to_vec_pretty(value).unwrap()
+        } else {
+            serde_json::to_vec(value).unwrap()
+        };
+        let req = crate::decode::decode(&body).unwrap();
+        (validate_registration_sent(&req, body.len()), body.len())
+    };
+    // Small, compact or pretty: accepted.
+    let small = with(json!({}), json!({"environment": variables(400)}));
+    assert!(sent(&small, false).0.is_ok());
+    // Over the limit only through whitespace: accepted (compact, it is within).
+    let spaced = with(json!({}), json!({"environment": variables(480)}));
+    let (result, length) = sent(&spaced, true);
+    assert!(length > MAX_TASK_DEFINITION_BYTES, "{length}");
+    assert!(serde_json::to_vec(&spaced).unwrap().len() <= MAX_TASK_DEFINITION_BYTES);
+    assert!(result.is_ok(), "{result:?}");
+    // Over the limit either way: refused, with the compact length.
+    let large = with(json!({}), json!({"environment": variables(700)}));
+    for pretty in [false, true] {
+        let (result, length) = sent(&large, pretty);
+        assert!(length > MAX_TASK_DEFINITION_BYTES);
+        let err = result.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ClientException);
+        let compact = serde_json::to_vec(&large).unwrap().len();
+        assert!(
+            err.message.contains(&format!("'{compact}'")) && err.message.contains("65536"),
+            "{}",
+            err.message
+        );
+    }
+    // A body within the limit is not measured again: other rules still apply.
+    let (result, _) = sent(&with(json!({}), json!({"image": null})), false);
+    assert!(result.is_err());
 }
 
 #[test]
