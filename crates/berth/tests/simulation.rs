@@ -441,7 +441,12 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                         service
                             .deployments()
                             .iter()
-                            .map(|d| (d.status(), d.running_count(), d.rollout_state(), d.task_definition()))
+                            .map(|d| (
+                                d.status(),
+                                d.running_count(),
+                                d.rollout_state(),
+                                d.task_definition()
+                            ))
                             .collect::<Vec<_>>()
                     )));
                 }
