@@ -698,7 +698,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         );
     }
     drop(live);
-    let mut sim = Arc::try_unwrap(sim).map_err(|_| "the simulation is still shared")?;
+    let sim = Arc::try_unwrap(sim).map_err(|_| "the simulation is still shared")?;
     sim.shutdown().await;
     Ok(())
 }
