@@ -167,6 +167,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends SIGKILL to a running container.
+    pub async fn kill(&mut self, id: &str) -> anyhow::Result<()> {
+        let answer = self
+            .call("POST", &format!("/containers/{id}/kill"), None)
+            .await?;
+        if answer.status != 204 {
+            bail!("Docker kill answered {}: {}", answer.status, answer.text);
+        }
+        Ok(())
+    }
+
     pub async fn inspect(&mut self, id: &str) -> anyhow::Result<Value> {
         let answer = self
             .call("GET", &format!("/containers/{id}/json"), None)

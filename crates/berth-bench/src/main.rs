@@ -7,6 +7,8 @@
 //!   `docker run -d` and the Docker Engine API on the same engine.
 //! - `berth-bench agent-memory` measures a `berth agent`'s resident memory, idle and
 //!   with many running tasks.
+//! - `berth-bench reaction` measures how fast a service replaces a task whose
+//!   container died, on `berth up`.
 //! - `berth-bench scale` places and starts many tasks on thousands of simulated
 //!   instances (`berth_agent::sim`) through a real control plane.
 //! - `berth-bench sim` runs simulated instances against a control plane until stopped.
@@ -18,6 +20,7 @@ mod ecs;
 mod http1;
 mod load;
 mod memory;
+mod reaction;
 mod report;
 mod scale;
 mod server;
@@ -64,6 +67,9 @@ enum Command {
     Tasks(tasks::TasksArgs),
     /// Resident memory of a `berth agent` process, idle and with many running tasks.
     AgentMemory(agent_memory::AgentMemoryArgs),
+    /// Time from killing a service task's container to its replacement RUNNING, on
+    /// `berth up`.
+    Reaction(reaction::ReactionArgs),
     /// Tasks placed and started end to end on thousands of simulated instances, at
     /// several sizes: tasks/s and the control plane's memory.
     Scale(scale::ScaleArgs),
@@ -132,6 +138,7 @@ fn main() -> ExitCode {
         Command::Api(args) => api(args),
         Command::Tasks(args) => tasks::run(args),
         Command::AgentMemory(args) => agent_memory::run(args),
+        Command::Reaction(args) => reaction::run(args),
         Command::Scale(args) => scale::run(args),
         Command::Sim(args) => sim::run(args),
     };

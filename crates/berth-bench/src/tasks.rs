@@ -31,7 +31,7 @@ use crate::signer::{AccessKey, Endpoint, Signer};
 use crate::stats::{Series, Summary};
 
 /// The label berth puts on a task's containers, naming the container instance.
-const INSTANCE_LABEL: &str = "dev.berth.container-instance-arn";
+pub const INSTANCE_LABEL: &str = "dev.berth.container-instance-arn";
 /// The label berth puts on a task's containers, naming the task.
 const TASK_LABEL: &str = "com.amazonaws.ecs.task-arn";
 /// What the target allows berth to add to the engine's own start time.
@@ -399,7 +399,7 @@ async fn run_async(args: TasksArgs) -> anyhow::Result<bool> {
     Ok(clean)
 }
 
-fn quiet_note(quiet: Option<f64>, others_running: usize) -> String {
+pub fn quiet_note(quiet: Option<f64>, others_running: usize) -> String {
     let mut note = match quiet {
         Some(busy) if busy > 0.2 => format!(
             "**Before the run, other work kept {busy:.2} cores busy: the machine was not \
@@ -417,7 +417,7 @@ fn quiet_note(quiet: Option<f64>, others_running: usize) -> String {
     note
 }
 
-fn row(what: &str, series: &Series) -> String {
+pub fn row(what: &str, series: &Series) -> String {
     match series.summary() {
         Some(Summary {
             n,
