@@ -21,7 +21,7 @@ use aws_sdk_ecs::types::{
     LinuxParameters, NetworkMode, SchedulingStrategy, Task,
 };
 use common::docker::{CLUSTER, Stack, TEST_IMAGE, inspect, runtime_name, wait_for};
-use common::{Require, TestResult};
+use common::{Require, TaskFilter, TestResult, describe_task_arns, list_task_arns};
 
 /// How long the fleet may take to reach what a test waits for.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -59,33 +59,12 @@ async fn register(client: &Client, family: &str) -> TestResult<String> {
 
 /// Every task of the cluster with the given desired status (all pages), described.
 async fn tasks(client: &Client, desired: DesiredStatus) -> TestResult<Vec<Task>> {
-    let mut arns = Vec::new();
-    let mut token = None;
-    loop {
-        let out = client
-            .list_tasks()
-            .cluster(CLUSTER)
-            .desired_status(desired.clone())
-            .set_next_token(token)
-            .send()
-            .await?;
-        arns.extend(out.task_arns().iter().cloned());
-        match out.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => break,
-        }
-    }
-    let mut described = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = client
-            .describe_tasks()
-            .cluster(CLUSTER)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await?;
-        described.extend(out.tasks().iter().cloned());
-    }
-    Ok(described)
+    let filter = TaskFilter {
+        desired: Some(desired),
+        ..TaskFilter::default()
+    };
+    let arns = list_task_arns(client, CLUSTER, &filter).await?;
+    describe_task_arns(client, CLUSTER, &arns).await
 }
 
 fn group_of(service: &str) -> String {

@@ -26,7 +26,7 @@ use common::docker::{
     CLUSTER, HELLO, POLL, Stack, TEST_IMAGE, container_of, docker, http_get, runtime_name, task_id,
     wait_stopped,
 };
-use common::{Require, TestResult, service_error};
+use common::{Require, TaskFilter, TestResult, describe_task_arns, list_task_arns, service_error};
 
 /// The task count of the services under test.
 const DESIRED: usize = 3;
@@ -206,23 +206,12 @@ async fn list_service_tasks(
     name: &str,
     desired: DesiredStatus,
 ) -> TestResult<Vec<String>> {
-    let mut arns = Vec::new();
-    let mut token = None;
-    loop {
-        let out = client
-            .list_tasks()
-            .cluster(CLUSTER)
-            .service_name(name)
-            .desired_status(desired.clone())
-            .set_next_token(token)
-            .send()
-            .await?;
-        arns.extend(out.task_arns().iter().cloned());
-        match out.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => return Ok(arns),
-        }
-    }
+    let filter = TaskFilter {
+        service: Some(name),
+        desired: Some(desired),
+        ..TaskFilter::default()
+    };
+    list_task_arns(client, CLUSTER, &filter).await
 }
 
 /// Every task of the service ever started (the desired RUNNING list first: a task
@@ -238,20 +227,7 @@ async fn listed_tasks(client: &Client, name: &str) -> TestResult<BTreeSet<String
 
 async fn describe_tasks(client: &Client, arns: &BTreeSet<String>) -> TestResult<Vec<Task>> {
     let arns: Vec<String> = arns.iter().cloned().collect();
-    let mut tasks = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = client
-            .describe_tasks()
-            .cluster(CLUSTER)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await?;
-        if !out.failures().is_empty() {
-            return Err(format!("DescribeTasks failed: {:?}", out.failures()).into());
-        }
-        tasks.extend(out.tasks().iter().cloned());
-    }
-    Ok(tasks)
+    describe_task_arns(client, CLUSTER, &arns).await
 }
 
 /// Every task of the service, as one DescribeTasks saw them. Listing and describing

@@ -26,7 +26,10 @@ use aws_sdk_ecs::types::{
     DesiredStatus, NetworkMode, PlacementStrategy, PlacementStrategyType, Task,
 };
 use berth_agent::sim::{SimConfig, Simulation};
-use common::{ACCESS_KEY_ID, BerthServer, Require, SECRET_ACCESS_KEY, TestResult};
+use common::{
+    ACCESS_KEY_ID, BerthServer, Require, SECRET_ACCESS_KEY, TaskFilter, TestResult,
+    describe_task_arns, list_task_arns,
+};
 
 const CLUSTER: &str = "sim";
 const INSTANCES: usize = 1_000;
@@ -111,41 +114,16 @@ async fn list_tasks(
     started_by: Option<&str>,
     desired: DesiredStatus,
 ) -> TestResult<Vec<String>> {
-    let mut arns = Vec::new();
-    let mut token = None;
-    loop {
-        let out = client
-            .list_tasks()
-            .cluster(CLUSTER)
-            .set_service_name(service.map(str::to_string))
-            .set_started_by(started_by.map(str::to_string))
-            .desired_status(desired.clone())
-            .set_next_token(token)
-            .send()
-            .await?;
-        arns.extend(out.task_arns().iter().cloned());
-        match out.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => return Ok(arns),
-        }
-    }
+    let filter = TaskFilter {
+        service,
+        started_by,
+        desired: Some(desired),
+    };
+    list_task_arns(client, CLUSTER, &filter).await
 }
 
 async fn describe_tasks(client: &Client, arns: &[String]) -> TestResult<Vec<Task>> {
-    let mut tasks = Vec::new();
-    for chunk in arns.chunks(100) {
-        let out = client
-            .describe_tasks()
-            .cluster(CLUSTER)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await?;
-        if !out.failures().is_empty() {
-            return Err(format!("DescribeTasks: {:?}", out.failures()).into());
-        }
-        tasks.extend(out.tasks().iter().cloned());
-    }
-    Ok(tasks)
+    describe_task_arns(client, CLUSTER, arns).await
 }
 
 /// Every task of the cluster not yet STOPPED (desired RUNNING, and desired STOPPED

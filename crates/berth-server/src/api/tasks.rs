@@ -395,6 +395,37 @@ fn instance_task_groups(
     Ok((groups, running))
 }
 
+/// How placement and the cluster query language see an instance record. Its
+/// `runningTasksCount` is the record's; `task_groups` is left empty: both come from
+/// the tasks, which the caller knows better.
+pub(crate) fn instance_view(record: &InstanceRecord) -> InstanceView {
+    let instance = &record.instance;
+    let arn = instance.container_instance_arn.clone().unwrap_or_default();
+    InstanceView {
+        id: arn.rsplit('/').next().unwrap_or_default().to_string(),
+        ec2_instance_id: instance.ec2_instance_id.clone(),
+        status: instance.status.clone().unwrap_or_default(),
+        agent_connected: instance.agent_connected == Some(true),
+        agent_version: instance
+            .version_info
+            .as_ref()
+            .and_then(|v| v.agent_version.clone()),
+        registered_at: instance.registered_at,
+        attributes: instance
+            .attributes
+            .iter()
+            .flatten()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect(),
+        remaining: Remaining::from_resources(
+            instance.remaining_resources.as_deref().unwrap_or_default(),
+        ),
+        running_tasks_count: i64::from(instance.running_tasks_count.unwrap_or(0)),
+        task_groups: Default::default(),
+        arn,
+    }
+}
+
 /// The placement constraints and strategies of a RunTask or a service.
 #[derive(Clone, Copy)]
 pub(crate) struct PlacementRules<'a> {
@@ -422,31 +453,10 @@ pub(crate) fn place_tasks(
     let views: Vec<InstanceView> = candidates
         .iter()
         .map(|candidate| {
-            let instance = &candidate.record.instance;
-            let arn = instance.container_instance_arn.clone().unwrap_or_default();
-            InstanceView {
-                id: arn.rsplit('/').next().unwrap_or_default().to_string(),
-                ec2_instance_id: instance.ec2_instance_id.clone(),
-                status: instance.status.clone().unwrap_or_default(),
-                agent_connected: instance.agent_connected == Some(true),
-                agent_version: instance
-                    .version_info
-                    .as_ref()
-                    .and_then(|v| v.agent_version.clone()),
-                registered_at: instance.registered_at,
-                attributes: instance
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|a| (a.name.clone(), a.value.clone()))
-                    .collect(),
-                remaining: Remaining::from_resources(
-                    instance.remaining_resources.as_deref().unwrap_or_default(),
-                ),
-                running_tasks_count: running.get(&arn).copied().unwrap_or(0),
-                task_groups: groups.remove(&arn).unwrap_or_default(),
-                arn,
-            }
+            let mut view = instance_view(&candidate.record);
+            view.running_tasks_count = running.get(&view.arn).copied().unwrap_or(0);
+            view.task_groups = groups.remove(&view.arn).unwrap_or_default();
+            view
         })
         .collect();
     let request = PlacementRequest {

@@ -26,7 +26,7 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{PlacementRules, launch, place_tasks, placeable_instances};
+use crate::api::tasks::{PlacementRules, instance_view, launch, place_tasks, placeable_instances};
 use crate::http::App;
 use crate::state::records::{InstanceRecord, TaskRecord};
 use crate::state::{self, keys};
@@ -495,31 +495,6 @@ fn candidate_id(candidate: &crate::api::tasks::Candidate) -> &str {
     candidate.key.rsplit('/').next().unwrap_or_default()
 }
 
-/// How the query language sees an instance, for a daemon's `memberOf` constraints.
-fn instance_view(id: &str, record: &InstanceRecord) -> InstanceView {
-    let instance = &record.instance;
-    InstanceView {
-        id: id.to_string(),
-        arn: instance.container_instance_arn.clone().unwrap_or_default(),
-        ec2_instance_id: instance.ec2_instance_id.clone(),
-        status: instance.status.clone().unwrap_or_default(),
-        agent_connected: instance.agent_connected == Some(true),
-        agent_version: instance
-            .version_info
-            .as_ref()
-            .and_then(|v| v.agent_version.clone()),
-        registered_at: instance.registered_at,
-        attributes: instance
-            .attributes
-            .iter()
-            .flatten()
-            .map(|a| (a.name.clone(), a.value.clone()))
-            .collect(),
-        running_tasks_count: i64::from(instance.running_tasks_count.unwrap_or(0)),
-        ..InstanceView::default()
-    }
-}
-
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or
 /// already `holding` a task of the service, so that a short disconnection does not
@@ -544,7 +519,7 @@ fn daemon_spec(
     ids.sort();
     let views: Vec<InstanceView> = ids
         .iter()
-        .map(|id| instance_view(id, &instances[*id]))
+        .map(|id| instance_view(&instances[*id]))
         .collect();
     let definition_constraints = definition
         .and_then(|d| d.task_definition.placement_constraints.clone())

@@ -750,3 +750,59 @@ pub fn differences(sent: &Value, got: Option<&Value>, path: &str, out: &mut Vec<
         (_, Some(other)) => out.push(format!("{path}: sent {sent}, got {other}")),
     }
 }
+
+/// The ListTasks filters a test asks with.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter<'a> {
+    pub service: Option<&'a str>,
+    pub started_by: Option<&'a str>,
+    pub desired: Option<aws_sdk_ecs::types::DesiredStatus>,
+}
+
+/// Every task ARN ListTasks gives in `cluster` for `filter`, every page.
+pub async fn list_task_arns(
+    client: &Client,
+    cluster: &str,
+    filter: &TaskFilter<'_>,
+) -> TestResult<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_tasks()
+            .cluster(cluster)
+            .set_service_name(filter.service.map(str::to_string))
+            .set_started_by(filter.started_by.map(str::to_string))
+            .set_desired_status(filter.desired.clone())
+            .set_next_token(token)
+            .send()
+            .await?;
+        arns.extend(out.task_arns().iter().cloned());
+        match out.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(arns),
+        }
+    }
+}
+
+/// DescribeTasks of `arns` in `cluster`, 100 at a time; any failure is an error.
+pub async fn describe_task_arns(
+    client: &Client,
+    cluster: &str,
+    arns: &[String],
+) -> TestResult<Vec<aws_sdk_ecs::types::Task>> {
+    let mut tasks = Vec::new();
+    for chunk in arns.chunks(100) {
+        let out = client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await?;
+        if !out.failures().is_empty() {
+            return Err(format!("DescribeTasks failed: {:?}", out.failures()).into());
+        }
+        tasks.extend(out.tasks().iter().cloned());
+    }
+    Ok(tasks)
+}
