@@ -52,6 +52,18 @@ pub struct Answer {
 
 impl Engine {
     /// Connects and asks the engine for its version.
+    /// Connects to the engine and checks that `image` is on it (the benchmarks run
+    /// a local image; no registry is reachable).
+    pub async fn connect_with_image(image: &str) -> anyhow::Result<Self> {
+        let mut engine = Self::connect()
+            .await
+            .context("cannot reach the Docker engine")?;
+        if !engine.has_image(image).await? {
+            bail!("the image {image} is not on the engine: run scripts/build-test-image.sh");
+        }
+        Ok(engine)
+    }
+
     pub async fn connect() -> anyhow::Result<Self> {
         let path = socket_path()?;
         let mut engine = Self {

@@ -140,15 +140,7 @@ async fn run_async(args: ReactionArgs) -> anyhow::Result<bool> {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let cleanup = Cleanup::default();
 
-    let mut engine = Engine::connect()
-        .await
-        .context("cannot reach the Docker engine")?;
-    if !engine.has_image(&args.image).await? {
-        bail!(
-            "the image {} is not on the engine: run scripts/build-test-image.sh",
-            args.image
-        );
-    }
+    let mut engine = Engine::connect_with_image(&args.image).await?;
     let engine_note = engine.describe().await?;
     let others_running = engine.running_count().await?;
 

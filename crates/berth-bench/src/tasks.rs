@@ -152,15 +152,7 @@ async fn run_async(args: TasksArgs) -> anyhow::Result<bool> {
     let cleanup = Cleanup::default();
     cleanup.own(RUN_LABEL, &run_id);
 
-    let mut engine = Engine::connect()
-        .await
-        .context("cannot reach the Docker engine")?;
-    if !engine.has_image(&args.image).await? {
-        bail!(
-            "the image {} is not on the engine: run scripts/build-test-image.sh",
-            args.image
-        );
-    }
+    let mut engine = Engine::connect_with_image(&args.image).await?;
     let engine_note = engine.describe().await?;
     let others_running = engine.running_count().await?;
 

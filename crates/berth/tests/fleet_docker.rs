@@ -252,12 +252,15 @@ async fn a_daemon_runs_one_task_on_every_instance_and_stops_last_when_one_drains
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn draining_an_instance_moves_its_service_tasks_and_keeps_standalone_ones() -> TestResult {
-    let mut stack = Stack::server_and_agent(&[]).await?;
-    let first = stack.instance_arn(0)?;
-    let client = stack.client();
-    let td = register(&client, "fleet-web").await?;
+/// Registers `family` and creates the service `web` of 2 tasks (minimum 100%,
+/// maximum 200%) while `instance` is the only one; returns the task definition and
+/// the service's task ARNs once both run there.
+async fn web_service_on(
+    client: &Client,
+    instance: &str,
+    family: &str,
+) -> TestResult<(String, BTreeSet<String>)> {
+    let td = register(client, family).await?;
     client
         .create_service()
         .cluster(CLUSTER)
@@ -273,21 +276,33 @@ async fn draining_an_instance_moves_its_service_tasks_and_keeps_standalone_ones(
         .send()
         .await?;
     let group = group_of("web");
-    wait_for(
+    let arns = wait_for(
         "2 service tasks on the first instance",
         DEADLINE,
         || async {
-            let all = tasks(&client, DesiredStatus::Running).await?;
-            Ok((running_per_instance(&all, &group).get(&first) == Some(&2)).then_some(()))
+            let all = tasks(client, DesiredStatus::Running).await?;
+            let on_it = running_per_instance(&all, &group).get(instance) == Some(&2);
+            Ok(on_it.then(|| {
+                in_group(&all, &group)
+                    .iter()
+                    .filter_map(|t| t.task_arn().map(str::to_string))
+                    .collect::<BTreeSet<String>>()
+            }))
         },
     )
     .await?;
+    Ok((td, arns))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_an_instance_moves_its_service_tasks_and_keeps_standalone_ones() -> TestResult {
+    let mut stack = Stack::server_and_agent(&[]).await?;
+    let first = stack.instance_arn(0)?;
+    let client = stack.client();
+    let (td, moved) = web_service_on(&client, &first, "fleet-web").await?;
+    let group = group_of("web");
     let standalone = start_on(&client, &td, &first).await?;
     let second = stack.add_agent(&[]).await?;
-    let moved: BTreeSet<String> = in_group(&tasks(&client, DesiredStatus::Running).await?, &group)
-        .iter()
-        .filter_map(|t| t.task_arn().map(str::to_string))
-        .collect();
 
     drain(&client, &first).await?;
     // Sampled until the move is over: never fewer than 2 service tasks RUNNING.
@@ -349,34 +364,13 @@ async fn a_lost_agent_s_tasks_are_replaced_and_stopped_when_it_returns() -> Test
     let mut stack = Stack::server_and_agent_with(&["--lost-agent-grace", "3"], &[]).await?;
     let first = stack.instance_arn(0)?;
     let client = stack.client();
-    let td = register(&client, "fleet-lost").await?;
-    client
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name("web")
-        .task_definition(&td)
-        .desired_count(2)
-        .send()
-        .await?;
+    let (td, lost) = web_service_on(&client, &first, "fleet-lost").await?;
     let group = group_of("web");
-    wait_for(
-        "2 service tasks on the first instance",
-        DEADLINE,
-        || async {
-            let all = tasks(&client, DesiredStatus::Running).await?;
-            Ok((running_per_instance(&all, &group).get(&first) == Some(&2)).then_some(()))
-        },
-    )
-    .await?;
     let standalone = start_on(&client, &td, &first).await?;
     wait_for("the standalone task to run", DEADLINE, || async {
         Ok(is_running(&task_by_arn(&client, &standalone).await?).then_some(()))
     })
     .await?;
-    let lost: Vec<String> = in_group(&tasks(&client, DesiredStatus::Running).await?, &group)
-        .iter()
-        .filter_map(|t| t.task_arn().map(str::to_string))
-        .collect();
     let second = stack.add_agent(&[]).await?;
 
     // The first agent dies; its containers keep running.

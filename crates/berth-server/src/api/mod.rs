@@ -43,10 +43,7 @@ impl<'a> Ctx<'a> {
         scope: Scope,
         principal_arn: String,
     ) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = epoch_now();
         Self {
             store,
             shared,
@@ -136,4 +133,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &str, body: &[u8]) -> ApiResult<Bytes> 
         "DeleteAccountSetting" => account_settings::delete_account_setting,
         "ListAccountSettings" => account_settings::list_account_settings,
     }
+}
+
+/// Now, in seconds since the Unix epoch, as ECS timestamps are on the wire.
+pub fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

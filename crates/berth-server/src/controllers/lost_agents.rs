@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use berth_model::ApiResult;
 use berth_model::task::{TaskStatus, TaskStopCode};
@@ -22,6 +22,7 @@ use berth_store::{Change, Compare, KeyValue, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::clusters::INACTIVE;
+use crate::api::epoch_now as now;
 use crate::http::App;
 use crate::state::records::{InstanceRecord, TaskRecord, release};
 use crate::state::{self, keys};
@@ -35,13 +36,6 @@ struct Lost {
     disconnected_at: f64,
     /// Whether its tasks were already stopped for this disconnection.
     handled: bool,
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// `/{region}/instance/{cluster}/{id}` -> (region, cluster, id).

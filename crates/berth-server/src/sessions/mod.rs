@@ -11,7 +11,7 @@ pub use hub::{Push, SessionHub};
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use crate::api::clusters::INACTIVE;
 use crate::api::container_instances::{instance_id, read_instance};
+use crate::api::epoch_now as now;
 use crate::api::task_state::{self, KnownState};
 use crate::auth::RequestParts;
 use crate::http::App;
@@ -41,13 +42,6 @@ use crate::state::{self, keys};
 pub struct SessionQuery {
     cluster: String,
     container_instance: String,
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Who a session is for, once the upgrade request has been authenticated.
