@@ -71,7 +71,7 @@ fn cluster() -> Vec<InstanceView> {
                 agent_connected: true,
                 agent_version: Some("1.80.0".to_string()),
                 registered_at: Some(1_700_000_000.0 + i as f64),
-                attributes,
+                attributes: attributes.into(),
                 remaining: Remaining {
                     cpu: cpu - used * 128,
                     memory: memory - used * 256,

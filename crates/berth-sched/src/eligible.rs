@@ -38,7 +38,8 @@ mod tests {
             agent_connected: true,
             attributes: [("zone".to_string(), Some(zone.to_string()))]
                 .into_iter()
-                .collect(),
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into(),
             ..InstanceView::default()
         }
     }

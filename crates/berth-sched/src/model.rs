@@ -2,6 +2,7 @@
 //! from the store before placing tasks or filtering instances.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use berth_model::container_instance::{RESOURCE_CPU, RESOURCE_MEMORY, RESOURCE_PORTS, Resource};
 use berth_model::task::TaskResources;
@@ -26,8 +27,9 @@ pub struct InstanceView {
     pub agent_version: Option<String>,
     /// Epoch seconds.
     pub registered_at: Option<f64>,
-    /// Attribute name to value; an attribute may have no value.
-    pub attributes: BTreeMap<String, Option<String>>,
+    /// Attribute name to value; an attribute may have no value. Shared: the same
+    /// instance's attributes serve many placement requests.
+    pub attributes: Arc<BTreeMap<String, Option<String>>>,
     /// What is left for new tasks.
     pub remaining: Remaining,
     /// The instance's `runningTasksCount`.

@@ -35,7 +35,8 @@ fn instance(i: usize, zone: &str, cpu: i64, memory: i64) -> InstanceView {
             ),
         ]
         .into_iter()
-        .collect(),
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into(),
         remaining: Remaining {
             cpu,
             memory,
@@ -209,9 +210,9 @@ fn spread_on_an_attribute_balances_its_values() {
 #[test]
 fn instances_without_the_attribute_share_one_value() {
     let mut bare = instance(0, "x", 4096, 4096);
-    bare.attributes.remove("ecs.availability-zone");
+    std::sync::Arc::make_mut(&mut bare.attributes).remove("ecs.availability-zone");
     let mut bare_too = instance(1, "x", 4096, 4096);
-    bare_too.attributes.remove("ecs.availability-zone");
+    std::sync::Arc::make_mut(&mut bare_too.attributes).remove("ecs.availability-zone");
     let instances = [bare, bare_too, instance(2, "us-east-1a", 4096, 4096)];
     let mut req = request(task(10, 10), 2);
     req.strategies = vec![spread("attribute:ecs.availability-zone")];
@@ -303,8 +304,7 @@ fn distinct_instance_puts_each_task_of_the_group_on_its_own_instance() {
 #[test]
 fn member_of_restricts_the_candidates() {
     let mut instances: Vec<_> = (0..4).map(|i| instance(i, "a", 4096, 4096)).collect();
-    instances[2]
-        .attributes
+    std::sync::Arc::make_mut(&mut instances[2].attributes)
         .insert("ecs.instance-type".into(), Some("g2.2xlarge".into()));
     let mut req = request(task(10, 10), 3);
     req.constraints = vec![member_of("attribute:ecs.instance-type =~ g2.*")];

@@ -67,7 +67,7 @@ prop_compose! {
         InstanceView {
             status: status.to_string(),
             agent_connected: connected,
-            attributes,
+            attributes: attributes.into(),
             remaining: Remaining { cpu, memory, tcp_ports: ports(tcp), udp_ports: ports(udp) },
             running_tasks_count: i64::from(in_group + others),
             task_groups,
@@ -284,7 +284,7 @@ fn uniform_cluster(n: usize, zones: usize) -> impl Strategy<Value = Vec<Instance
                     },
                     ..InstanceView::default()
                 };
-                view.attributes.insert(
+                std::sync::Arc::make_mut(&mut view.attributes).insert(
                     "ecs.availability-zone".into(),
                     Some(ZONES[i % zones].to_string()),
                 );

@@ -28,7 +28,7 @@ fn instance() -> InstanceView {
         agent_connected: true,
         agent_version: Some("1.14.5".into()),
         registered_at: Some(1_529_360_908.0),
-        attributes,
+        attributes: attributes.into(),
         running_tasks_count: 3,
         task_groups: [
             ("service:production".to_string(), 2),
@@ -551,7 +551,7 @@ fn filter_selects_in_order() {
     {
         let mut view = instance();
         view.id = format!("ci-{i}");
-        view.attributes
+        std::sync::Arc::make_mut(&mut view.attributes)
             .insert("ecs.instance-type".into(), Some(kind.into()));
         instances.push(view);
     }

@@ -65,6 +65,8 @@ pub struct Shared {
     pub revisions: task_definitions::FamilyRevisions,
     /// The tasks by instance, kept up to date from the change feed.
     pub views: crate::state::views::Views,
+    /// The instance records, decoded once per version, for placement.
+    pub instances: crate::state::instance_cache::InstanceCache,
 }
 
 fn encode<T: Serialize>(response: &T) -> ApiResult<Bytes> {

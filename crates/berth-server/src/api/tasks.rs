@@ -10,15 +10,17 @@ use berth_model::task::*;
 use berth_model::task_definition::{NetworkMode, TaskDefinition, TaskDefinitionStatus};
 use berth_model::{ApiError, ApiResult};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use berth_sched::{InstanceView, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
 
-use super::Ctx;
 use super::clusters::read_active;
 use super::container_instances::{instance_id, new_id, read_instance};
 use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_reference};
 use super::task_state::{self, KnownContainer, KnownState};
+use super::{Ctx, Shared};
+use crate::state::instance_cache::CachedInstance;
 use crate::state::records::{InstanceRecord, TaskRecord};
 use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
@@ -147,25 +149,44 @@ impl Launch<'_> {
 
 /// An instance being considered, with what it has left as tasks are placed on it.
 pub(crate) struct Candidate {
-    pub key: String,
-    pub mod_revision: i64,
-    pub record: InstanceRecord,
-    pub touched: bool,
+    /// The record as the snapshot has it.
+    pub read: Arc<CachedInstance>,
+    /// The record with this decision's reservations, once it took a task.
+    pub changed: Option<InstanceRecord>,
 }
 
-fn candidate(kv: &berth_store::KeyValue) -> ApiResult<Candidate> {
-    let record: InstanceRecord = state::decode_record(kv)?;
-    Ok(Candidate {
-        key: kv.key.clone(),
-        mod_revision: kv.mod_revision,
-        record,
-        touched: false,
-    })
+impl Candidate {
+    pub fn new(read: Arc<CachedInstance>) -> Candidate {
+        Candidate {
+            read,
+            changed: None,
+        }
+    }
+    pub fn key(&self) -> &str {
+        &self.read.key
+    }
+    pub fn mod_revision(&self) -> i64 {
+        self.read.mod_revision
+    }
+    /// The instance id (last segment of the key).
+    pub fn id(&self) -> &str {
+        self.read.id()
+    }
+    pub fn record(&self) -> &InstanceRecord {
+        self.changed.as_ref().unwrap_or(&self.read.record)
+    }
+    /// How placement sees the instance now (with this decision's reservations).
+    fn view(&self) -> InstanceView {
+        match &self.changed {
+            Some(record) => instance_view(record),
+            None => self.read.view.clone(),
+        }
+    }
 }
 
 fn arn_of(candidate: &Candidate) -> String {
     candidate
-        .record
+        .record()
         .instance
         .container_instance_arn
         .clone()
@@ -173,25 +194,27 @@ fn arn_of(candidate: &Candidate) -> String {
 }
 
 /// Whether a task may be placed on the instance at all: ACTIVE, with its agent connected.
-fn placeable(candidate: &Candidate) -> bool {
-    candidate.record.instance.status.as_deref() == Some("ACTIVE")
-        && candidate.record.instance.agent_connected == Some(true)
+fn placeable(record: &InstanceRecord) -> bool {
+    record.instance.status.as_deref() == Some("ACTIVE")
+        && record.instance.agent_connected == Some(true)
 }
 
 /// Takes `need` from the candidate's remaining resources if it fits; otherwise the
 /// reasons it does not.
 fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'static str>> {
     let left = candidate
-        .record
+        .record()
         .instance
         .remaining_resources
-        .clone()
+        .as_deref()
         .unwrap_or_default();
-    fits(&left, need)?;
-    candidate.record.instance.remaining_resources =
-        Some(remaining(&left, std::slice::from_ref(need)));
-    candidate.record.instance.version = Some(candidate.record.instance.version.unwrap_or(0) + 1);
-    candidate.touched = true;
+    fits(left, need)?;
+    let left = remaining(left, std::slice::from_ref(need));
+    let record = candidate
+        .changed
+        .get_or_insert_with(|| candidate.read.record.clone());
+    record.instance.remaining_resources = Some(left);
+    record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
     Ok(())
 }
 
@@ -228,10 +251,15 @@ pub(crate) fn placement_decision(
             read.definition_key,
             read.definition_revision,
         ));
-    for candidate in candidates.iter().filter(|c| c.touched) {
-        txn = txn
-            .when(Compare::unchanged(&candidate.key, candidate.mod_revision))
-            .put(&candidate.key, state::encode_record(&candidate.record)?);
+    for candidate in candidates {
+        if let Some(record) = &candidate.changed {
+            txn = txn
+                .when(Compare::unchanged(
+                    candidate.key(),
+                    candidate.mod_revision(),
+                ))
+                .put(candidate.key(), state::encode_record(record)?);
+        }
     }
     for task in &tasks {
         let key = keys::task(ctx.region(), cluster, task.id());
@@ -314,18 +342,18 @@ fn with_propagated_tags(
 
 /// The cluster's instances that can take tasks now (ACTIVE, agent connected).
 pub(crate) fn placeable_instances(
+    shared: &Shared,
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
 ) -> ApiResult<Vec<Candidate>> {
-    let mut candidates = Vec::new();
-    for kv in snapshot.iter_prefix(&keys::container_instances(region, cluster)) {
-        let candidate = candidate(kv)?;
-        if placeable(&candidate) {
-            candidates.push(candidate);
-        }
-    }
-    Ok(candidates)
+    Ok(shared
+        .instances
+        .instances(snapshot, &keys::container_instances(region, cluster))?
+        .into_iter()
+        .filter(|cached| placeable(&cached.record))
+        .map(Candidate::new)
+        .collect())
 }
 
 /// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
@@ -416,7 +444,8 @@ pub(crate) fn instance_view(record: &InstanceRecord) -> InstanceView {
             .iter()
             .flatten()
             .map(|a| (a.name.clone(), a.value.clone()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         remaining: Remaining::from_resources(
             instance.remaining_resources.as_deref().unwrap_or_default(),
         ),
@@ -453,7 +482,7 @@ pub(crate) fn place_tasks(
     let views: Vec<InstanceView> = candidates
         .iter()
         .map(|candidate| {
-            let mut view = instance_view(&candidate.record);
+            let mut view = candidate.view();
             view.running_tasks_count = running.get(&view.arn).copied().unwrap_or(0);
             view.task_groups = groups.remove(&view.arn).unwrap_or_default();
             view
@@ -537,7 +566,7 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             tags,
             req.enable_execute_command.unwrap_or(false),
         )?;
-        let mut candidates = placeable_instances(snapshot, ctx.region(), &cluster)?;
+        let mut candidates = placeable_instances(ctx.shared, snapshot, ctx.region(), &cluster)?;
         if candidates.is_empty() {
             return Err(ApiError::invalid_parameter(
                 "No Container Instances were found in your cluster.",
@@ -610,19 +639,20 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
                 continue;
             };
             let key = keys::container_instance(ctx.region(), &cluster, id);
-            if !candidates.iter().any(|c| c.key == key) {
-                candidates.push(Candidate {
+            if !candidates.iter().any(|c| c.key() == key) {
+                let view = instance_view(&found.value);
+                candidates.push(Candidate::new(Arc::new(CachedInstance {
                     key: key.clone(),
                     mod_revision: found.mod_revision,
                     record: found.value,
-                    touched: false,
-                });
+                    view,
+                })));
             }
-            let Some(candidate) = candidates.iter_mut().find(|c| c.key == key) else {
+            let Some(candidate) = candidates.iter_mut().find(|c| c.key() == key) else {
                 continue;
             };
-            if !placeable(candidate) {
-                let reason = if candidate.record.instance.agent_connected == Some(true) {
+            if !placeable(candidate.record()) {
+                let reason = if candidate.record().instance.agent_connected == Some(true) {
                     "INACTIVE"
                 } else {
                     "AGENT"

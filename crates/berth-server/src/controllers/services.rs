@@ -26,9 +26,10 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{PlacementRules, instance_view, launch, place_tasks, placeable_instances};
+use crate::api::tasks::{PlacementRules, launch, place_tasks, placeable_instances};
 use crate::http::App;
-use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::instance_cache::CachedInstance;
+use crate::state::records::TaskRecord;
 use crate::state::{self, keys};
 
 /// How often every service is looked at even if nothing changed (timers: throttle,
@@ -249,7 +250,7 @@ async fn reconcile(
         let is_daemon = record.service.scheduling() == SchedulingStrategy::Daemon;
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
-        let instances = cluster_instances(snapshot, &id.region, &id.cluster)?;
+        let instances = cluster_instances(shared, snapshot, &id.region, &id.cluster)?;
 
         // The service's tasks, as the planner sees them.
         let mut task_records = Vec::new();
@@ -265,12 +266,12 @@ async fn reconcile(
             let instance_id = record.task.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
             let instance = instance_id.and_then(|instance| instances.get(instance));
             let zone = instance.and_then(|i| {
-                i.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
+                i.record.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
             });
             let available = instance.and_then(|i| {
-                i.instance.remaining_resources.iter().flatten().find(|r| r.name.as_deref() == Some("MEMORY")).map(|r| r.amount())
+                i.record.instance.remaining_resources.iter().flatten().find(|r| r.name.as_deref() == Some("MEMORY")).map(|r| r.amount())
             });
-            let instance_draining = instance.is_some_and(|i| i.instance.status.as_deref() == Some(DRAINING));
+            let instance_draining = instance.is_some_and(|i| i.record.instance.status.as_deref() == Some(DRAINING));
             tasks.push(ServiceTask {
                 task_arn: record.task.task_arn.clone().unwrap_or_default(),
                 deployment_id: record.task.started_by.clone().unwrap_or_default(),
@@ -373,7 +374,7 @@ async fn reconcile(
         // Starts: place the planned tasks on the cluster's instances.
         let mut events: Vec<(EventKind, ServiceEvent)> =
             outcome.events.iter().map(|e| (e.kind, event(now, e.message.clone()))).collect();
-        let mut candidates = placeable_instances(snapshot, &id.region, &id.cluster)?;
+        let mut candidates = placeable_instances(shared, snapshot, &id.region, &id.cluster)?;
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
             let Some(deployment) = outcome.deployments.iter().find(|d| d.id == start.deployment_id) else { continue };
@@ -409,7 +410,7 @@ async fn reconcile(
                 let mut placed = Vec::new();
                 let mut failures = Vec::new();
                 for instance in &start.instances {
-                    let Some(at) = candidates.iter().position(|c| candidate_id(c) == instance) else {
+                    let Some(at) = candidates.iter().position(|c| c.id() == instance) else {
                         continue;
                     };
                     let (mut on, mut why) = place_tasks(&ctx, snapshot, &id.cluster, &launch, 1, &mut candidates[at..=at], rules)?;
@@ -443,10 +444,12 @@ async fn reconcile(
         }
         if !new_tasks.is_empty() {
             txn = txn.when(Compare::unchanged(keys::cluster(&id.region, &id.cluster), cluster_kv.mod_revision));
-            for candidate in candidates.iter().filter(|c| c.touched) {
-                txn = txn
-                    .when(Compare::unchanged(&candidate.key, candidate.mod_revision))
-                    .put(&candidate.key, state::encode_record(&candidate.record)?);
+            for candidate in &candidates {
+                if let Some(changed) = &candidate.changed {
+                    txn = txn
+                        .when(Compare::unchanged(candidate.key(), candidate.mod_revision()))
+                        .put(candidate.key(), state::encode_record(changed)?);
+                }
             }
             for task in &new_tasks {
                 let task_key = keys::task(&id.region, &id.cluster, task.id());
@@ -478,21 +481,17 @@ const DRAINING: &str = "DRAINING";
 
 /// Every instance of the cluster, by id.
 fn cluster_instances(
+    shared: &Shared,
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-) -> ApiResult<HashMap<String, InstanceRecord>> {
-    let mut found = HashMap::new();
-    for kv in snapshot.iter_prefix(&keys::container_instances(region, cluster)) {
-        let record: InstanceRecord = state::decode_record(kv)?;
-        let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
-        found.insert(id, record);
-    }
-    Ok(found)
-}
-
-fn candidate_id(candidate: &crate::api::tasks::Candidate) -> &str {
-    candidate.key.rsplit('/').next().unwrap_or_default()
+) -> ApiResult<HashMap<String, Arc<CachedInstance>>> {
+    Ok(shared
+        .instances
+        .instances(snapshot, &keys::container_instances(region, cluster))?
+        .into_iter()
+        .map(|cached| (cached.id().to_string(), cached))
+        .collect())
 }
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
@@ -503,24 +502,22 @@ fn daemon_spec(
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-    instances: &HashMap<String, InstanceRecord>,
+    instances: &HashMap<String, Arc<CachedInstance>>,
     holding: &BTreeSet<&str>,
     service: &Service,
     definition: Option<&TaskDefinitionRecord>,
 ) -> ApiResult<plan::DaemonSpec> {
     let mut ids: Vec<&String> = instances
         .iter()
-        .filter(|(id, r)| {
+        .filter(|(id, cached)| {
+            let r = &cached.record;
             r.instance.status.as_deref() == Some("ACTIVE")
                 && (r.instance.agent_connected == Some(true) || holding.contains(id.as_str()))
         })
         .map(|(id, _)| id)
         .collect();
     ids.sort();
-    let views: Vec<InstanceView> = ids
-        .iter()
-        .map(|id| instance_view(&instances[*id]))
-        .collect();
+    let views: Vec<InstanceView> = ids.iter().map(|id| instances[*id].view.clone()).collect();
     let definition_constraints = definition
         .and_then(|d| d.task_definition.placement_constraints.clone())
         .unwrap_or_default();
@@ -548,8 +545,8 @@ fn daemon_spec(
     }
     let draining: BTreeSet<&str> = instances
         .iter()
-        .filter(|(_, r)| r.instance.status.as_deref() == Some(DRAINING))
-        .filter_map(|(_, r)| r.instance.container_instance_arn.as_deref())
+        .filter(|(_, c)| c.record.instance.status.as_deref() == Some(DRAINING))
+        .filter_map(|(_, c)| c.record.instance.container_instance_arn.as_deref())
         .collect();
     let mut busy = BTreeSet::new();
     if !draining.is_empty() {

@@ -1,6 +1,7 @@
 //! Typed access to the store: JSON records under the keys of [`keys`], and the
 //! optimistic-concurrency loop every write goes through.
 
+pub mod instance_cache;
 pub mod keys;
 pub mod records;
 pub mod views;
