@@ -10,9 +10,11 @@
 //! before using it, so it never misses a task that snapshot holds (it may list a key
 //! the snapshot does not have yet, which the reader skips).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use berth_model::service::{SchedulingStrategy, ServiceStatus};
+use berth_model::task::{HealthStatus, TaskStopCode};
 use berth_store::{Change, ChangeBatch, KeyValue, Snapshot};
 use serde::Deserialize;
 
@@ -32,14 +34,44 @@ pub struct ServiceId {
 /// Where a task's service is: (region, cluster, service name).
 type Owner = (String, String, String);
 
-/// The members of a task record the index reads (the rest is skipped).
-#[derive(Deserialize)]
-struct TaskHead {
-    group: Option<String>,
-    #[serde(rename = "lastStatus")]
-    last_status: Option<String>,
+/// The members of a task record that the index and the service planner read (the
+/// rest is skipped when decoding): a pass over a service reads these for each of its
+/// tasks, and the whole record only of those it changes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskHead {
+    pub task_arn: Option<String>,
+    pub group: Option<String>,
+    pub last_status: Option<String>,
+    pub desired_status: Option<String>,
+    pub started_by: Option<String>,
+    pub health_status: Option<HealthStatus>,
+    pub container_instance_arn: Option<String>,
+    pub started_at: Option<f64>,
+    pub stop_code: Option<TaskStopCode>,
     #[serde(rename = "berthAccounted", default)]
-    accounted: bool,
+    pub accounted: bool,
+}
+
+impl TaskHead {
+    pub fn decode(kv: &KeyValue) -> Option<TaskHead> {
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    /// The service the task belongs to, if it is a service's task that still
+    /// matters to it (not both STOPPED and accounted for).
+    pub fn service(&self) -> Option<&str> {
+        let service = self.group.as_deref()?.strip_prefix("service:")?;
+        let done = self.last_status.as_deref() == Some("STOPPED") && self.accounted;
+        (!done).then_some(service)
+    }
+}
+
+/// A task as the index last saw it: its head at the revision it was decoded from.
+#[derive(Debug, Clone)]
+pub struct IndexedTask {
+    pub mod_revision: i64,
+    pub head: Arc<TaskHead>,
 }
 
 /// `/{region}/{kind}/{cluster}/{rest}` -> (region, kind, cluster, rest).
@@ -53,8 +85,8 @@ pub struct ServiceIndex {
     revision: i64,
     /// Service key -> the service, for those not INACTIVE.
     services: HashMap<String, ServiceId>,
-    /// (region, cluster, service name) -> its tasks' keys.
-    tasks: HashMap<Owner, BTreeSet<String>>,
+    /// (region, cluster, service name) -> its tasks, by key.
+    tasks: HashMap<Owner, BTreeMap<String, IndexedTask>>,
     /// Task key -> its service, to move or drop it when it changes.
     owners: HashMap<String, Owner>,
 }
@@ -95,11 +127,16 @@ impl ServiceIndex {
         all
     }
 
-    /// The keys of the service's tasks that still matter to it.
-    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> Vec<String> {
+    /// The service's tasks that still matter to it, by key.
+    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> Vec<(String, IndexedTask)> {
         self.tasks
             .get(&(region.to_string(), cluster.to_string(), name.to_string()))
-            .map(|keys| keys.iter().cloned().collect())
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .map(|(key, task)| (key.clone(), task.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -128,19 +165,26 @@ impl ServiceIndex {
                 }
             }
             "task" => {
-                let head: Option<TaskHead> = serde_json::from_slice(&kv.value).ok();
-                let owner = head.and_then(|head| {
-                    let service = head.group.as_deref()?.strip_prefix("service:")?;
-                    let done = head.last_status.as_deref() == Some("STOPPED") && head.accounted;
-                    (!done).then(|| (region.to_string(), cluster.to_string(), service.to_string()))
+                let head = TaskHead::decode(kv);
+                let owner = head.as_ref().and_then(|head| {
+                    let service = head.service()?;
+                    Some((region.to_string(), cluster.to_string(), service.to_string()))
                 });
-                self.remove(&kv.key);
-                if let Some(owner) = owner {
+                if let (Some(owner), Some(head)) = (owner, head) {
+                    let task = IndexedTask {
+                        mod_revision: kv.mod_revision,
+                        head: Arc::new(head),
+                    };
+                    if self.owners.get(&kv.key) != Some(&owner) {
+                        self.remove(&kv.key);
+                        self.owners.insert(kv.key.clone(), owner.clone());
+                    }
                     self.tasks
-                        .entry(owner.clone())
+                        .entry(owner)
                         .or_default()
-                        .insert(kv.key.clone());
-                    self.owners.insert(kv.key.clone(), owner);
+                        .insert(kv.key.clone(), task);
+                } else {
+                    self.remove(&kv.key);
                 }
             }
             _ => {}
@@ -191,7 +235,14 @@ mod tests {
                 1,
             ))],
         ));
-        assert_eq!(index.tasks_of("r", "c", "web"), vec![key.to_string()]);
+        let keys = |index: &ServiceIndex| -> Vec<String> {
+            index
+                .tasks_of("r", "c", "web")
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect()
+        };
+        assert_eq!(keys(&index), vec![key.to_string()]);
         assert_eq!(index.revision(), 1);
         index.apply(&batch(
             2,
