@@ -168,7 +168,7 @@ pub async fn run(app: Arc<App>) {
         };
         let dirty = {
             let mut state = follower.lock();
-            let dirty = std::mem::replace(&mut state.dirty, Some(BTreeSet::new()));
+            let dirty = state.dirty.replace(BTreeSet::new());
             if ticked { None } else { dirty }
         };
         if dirty.as_ref().is_some_and(BTreeSet::is_empty) {
