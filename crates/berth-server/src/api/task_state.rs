@@ -214,6 +214,13 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
     changed
 }
 
+/// The member of an instance record that says who may report for it.
+#[derive(serde::Deserialize)]
+struct InstanceOwner {
+    #[serde(rename = "berthOwner", default)]
+    owner: Option<String>,
+}
+
 /// Records `known` for task `task_id` of `cluster`. `caller_key` (the access key that
 /// signed the report) must own the task's instance; `session_instance`, when the report
 /// came over a session, must be the task's instance.
@@ -248,11 +255,21 @@ pub async fn apply(
         }
         let instance_id = instance_arn.rsplit('/').next().unwrap_or_default();
         let instance_key = keys::container_instance(region, cluster, instance_id);
-        let instance = state::read::<InstanceRecord>(snapshot, &instance_key)?;
-        if let (Some(caller), Some(owner)) = (
-            caller_key,
-            instance.as_ref().and_then(|i| i.value.owner.as_deref()),
-        ) && caller != owner
+        // Only who owns the instance is needed, unless the task stops (below): an
+        // instance record is large, and a report comes with every state change.
+        let instance_kv = snapshot.get(&instance_key);
+        let owner = match instance_kv {
+            Some(kv) => {
+                serde_json::from_slice::<InstanceOwner>(&kv.value)
+                    .map_err(|_| {
+                        ApiError::server(format!("The record {instance_key} is corrupt."))
+                    })?
+                    .owner
+            }
+            None => None,
+        };
+        if let (Some(caller), Some(owner)) = (caller_key, owner.as_deref())
+            && caller != owner
         {
             return Err(ApiError::new(
                 berth_model::ErrorCode::AccessDeniedException,
@@ -266,7 +283,7 @@ pub async fn apply(
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
         if record.is_stopped() && !record.released {
             record.released = true;
-            if let Some(instance) = instance {
+            if let Some(instance) = state::read::<InstanceRecord>(snapshot, &instance_key)? {
                 let mut instance_record = instance.value;
                 let registered = instance_record
                     .instance

@@ -347,13 +347,20 @@ pub(crate) fn placeable_instances(
     region: &str,
     cluster: &str,
 ) -> ApiResult<Vec<Candidate>> {
-    Ok(shared
-        .instances
-        .instances(snapshot, &keys::container_instances(region, cluster))?
-        .into_iter()
+    Ok(candidates_of(&shared.instances.instances(
+        snapshot,
+        &keys::container_instances(region, cluster),
+    )?))
+}
+
+/// Of the cluster's instances, those that can take tasks now (ACTIVE, agent
+/// connected), as candidates.
+pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate> {
+    instances
+        .iter()
         .filter(|cached| placeable(&cached.record))
-        .map(Candidate::new)
-        .collect())
+        .map(|cached| Candidate::new(Arc::clone(cached)))
+        .collect()
 }
 
 /// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
@@ -377,17 +384,48 @@ fn instance_task_groups(
             .placement_constraints
             .as_ref()
             .is_some_and(|c| !c.is_empty());
+    // Placement reads the counts of the request's own group (spread,
+    // distinctInstance); only a `task:group` expression reads the other groups.
+    let every_group = rules
+        .constraints
+        .iter()
+        .filter_map(|c| c.expression.as_deref())
+        .chain(
+            launch
+                .effective
+                .placement_constraints
+                .iter()
+                .flatten()
+                .filter_map(|c| c.expression.as_deref()),
+        )
+        .any(|expression| expression.contains("task:group"));
     let from_view = ctx.shared.views.now(|view| {
         if hard && view.revision() < snapshot.revision() {
             return None;
         }
-        let mut groups = HashMap::new();
-        let mut running = HashMap::new();
+        let mut groups = HashMap::with_capacity(candidates.len());
+        let mut running = HashMap::with_capacity(candidates.len());
         for candidate in candidates {
-            let arn = arn_of(candidate);
-            if let Some(tasks) = view.instance(&arn) {
-                groups.insert(arn.clone(), tasks.groups.clone());
-                running.insert(arn, tasks.running_desired);
+            let Some(arn) = candidate
+                .record()
+                .instance
+                .container_instance_arn
+                .as_deref()
+            else {
+                continue;
+            };
+            if let Some(tasks) = view.instance(arn) {
+                let counts = if every_group {
+                    tasks.groups.clone()
+                } else {
+                    tasks
+                        .groups
+                        .get_key_value(launch.group.as_str())
+                        .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
+                        .unwrap_or_default()
+                };
+                groups.insert(arn.to_string(), counts);
+                running.insert(arn.to_string(), tasks.running_desired);
             }
         }
         Some((groups, running))

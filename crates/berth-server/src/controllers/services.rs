@@ -26,7 +26,7 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{PlacementRules, launch, place_tasks, placeable_instances};
+use crate::api::tasks::{PlacementRules, candidates_of, launch, place_tasks};
 use crate::http::App;
 use crate::state::instance_cache::CachedInstance;
 use crate::state::records::TaskRecord;
@@ -320,7 +320,8 @@ async fn reconcile(
         let is_daemon = record.service.scheduling() == SchedulingStrategy::Daemon;
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
-        let instances = cluster_instances(shared, snapshot, &id.region, &id.cluster)?;
+        let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
+        let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.iter().map(|cached| (cached.id(), cached)).collect();
 
         // The service's tasks, as the planner sees them: their heads from the index
         // where it decoded the version this snapshot has, else decoded here.
@@ -452,7 +453,7 @@ async fn reconcile(
         // Starts: place the planned tasks on the cluster's instances.
         let mut events: Vec<(EventKind, ServiceEvent)> =
             outcome.events.iter().map(|e| (e.kind, event(now, e.message.clone()))).collect();
-        let mut candidates = placeable_instances(shared, snapshot, &id.region, &id.cluster)?;
+        let mut candidates = candidates_of(&instance_list);
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
             let Some(deployment) = outcome.deployments.iter().find(|d| d.id == start.deployment_id) else { continue };
@@ -557,21 +558,6 @@ async fn reconcile(
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
 
-/// Every instance of the cluster, by id.
-fn cluster_instances(
-    shared: &Shared,
-    snapshot: &Snapshot,
-    region: &str,
-    cluster: &str,
-) -> ApiResult<HashMap<String, Arc<CachedInstance>>> {
-    Ok(shared
-        .instances
-        .instances(snapshot, &keys::container_instances(region, cluster))?
-        .into_iter()
-        .map(|cached| (cached.id().to_string(), cached))
-        .collect())
-}
-
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or
 /// already `holding` a task of the service, so that a short disconnection does not
@@ -580,19 +566,19 @@ fn daemon_spec(
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-    instances: &HashMap<String, Arc<CachedInstance>>,
+    instances: &HashMap<&str, &Arc<CachedInstance>>,
     holding: &BTreeSet<&str>,
     service: &Service,
     definition: Option<&TaskDefinitionRecord>,
 ) -> ApiResult<plan::DaemonSpec> {
-    let mut ids: Vec<&String> = instances
+    let mut ids: Vec<&str> = instances
         .iter()
         .filter(|(id, cached)| {
             let r = &cached.record;
             r.instance.status.as_deref() == Some("ACTIVE")
-                && (r.instance.agent_connected == Some(true) || holding.contains(id.as_str()))
+                && (r.instance.agent_connected == Some(true) || holding.contains(*id))
         })
-        .map(|(id, _)| id)
+        .map(|(id, _)| *id)
         .collect();
     ids.sort();
     let views: Vec<InstanceView> = ids.iter().map(|id| instances[*id].view.clone()).collect();
@@ -608,7 +594,7 @@ fn daemon_spec(
         .into_iter()
         .zip(selected)
         .filter(|(_, selected)| *selected)
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .collect();
     // Tasks of daemon services do not keep a draining instance busy.
     let mut daemon_groups = BTreeSet::new();
