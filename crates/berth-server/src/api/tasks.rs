@@ -363,9 +363,9 @@ pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate>
         .collect()
 }
 
-/// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
-/// them are RUNNING.
-type TaskGroups = (HashMap<String, BTreeMap<String, u32>>, HashMap<String, i64>);
+/// Per candidate, in the candidates' order: the groups of its tasks not desired
+/// STOPPED, and how many of them are RUNNING.
+type TaskGroups = Vec<(BTreeMap<String, u32>, i64)>;
 
 /// The task groups of the candidates' tasks, from the task view when it can be used
 /// (it includes the snapshot, or nothing hard depends on it: without constraints the
@@ -403,32 +403,29 @@ fn instance_task_groups(
         if hard && view.revision() < snapshot.revision() {
             return None;
         }
-        let mut groups = HashMap::with_capacity(candidates.len());
-        let mut running = HashMap::with_capacity(candidates.len());
-        for candidate in candidates {
-            let Some(arn) = candidate
-                .record()
-                .instance
-                .container_instance_arn
-                .as_deref()
-            else {
-                continue;
-            };
-            if let Some(tasks) = view.instance(arn) {
-                let counts = if every_group {
-                    tasks.groups.clone()
-                } else {
-                    tasks
-                        .groups
-                        .get_key_value(launch.group.as_str())
-                        .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
-                        .unwrap_or_default()
-                };
-                groups.insert(arn.to_string(), counts);
-                running.insert(arn.to_string(), tasks.running_desired);
-            }
-        }
-        Some((groups, running))
+        let found: TaskGroups = candidates
+            .iter()
+            .map(|candidate| {
+                let arn = candidate
+                    .record()
+                    .instance
+                    .container_instance_arn
+                    .as_deref();
+                match arn.and_then(|arn| view.instance(arn)) {
+                    None => (BTreeMap::new(), 0),
+                    Some(tasks) if every_group => (tasks.groups.clone(), tasks.running_desired),
+                    Some(tasks) => (
+                        tasks
+                            .groups
+                            .get_key_value(launch.group.as_str())
+                            .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
+                            .unwrap_or_default(),
+                        tasks.running_desired,
+                    ),
+                }
+            })
+            .collect();
+        Some(found)
     });
     if let Some(Some(found)) = from_view {
         return Ok(found);
@@ -458,7 +455,21 @@ fn instance_task_groups(
                 .or_default() += 1;
         }
     }
-    Ok((groups, running))
+    Ok(candidates
+        .iter()
+        .map(|candidate| {
+            let arn = candidate
+                .record()
+                .instance
+                .container_instance_arn
+                .as_deref()
+                .unwrap_or_default();
+            (
+                groups.remove(arn).unwrap_or_default(),
+                running.get(arn).copied().unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// How placement and the cluster query language see an instance record. Its
@@ -515,14 +526,14 @@ pub(crate) fn place_tasks(
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
-    let (mut groups, running) =
-        instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
+    let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
     let views: Vec<InstanceView> = candidates
         .iter()
-        .map(|candidate| {
+        .zip(groups)
+        .map(|(candidate, (groups, running))| {
             let mut view = candidate.view();
-            view.running_tasks_count = running.get(&view.arn).copied().unwrap_or(0);
-            view.task_groups = groups.remove(&view.arn).unwrap_or_default();
+            view.running_tasks_count = running;
+            view.task_groups = groups;
             view
         })
         .collect();
