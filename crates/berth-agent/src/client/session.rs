@@ -9,6 +9,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{ClientError, Signer};
 
+/// The size the session socket reads in and buffers writes up to.
+const SOCKET_BUFFER: usize = 8 * 1024;
+
 pub type SessionStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn query_escape(text: &str) -> String {
@@ -46,7 +49,12 @@ pub async fn connect(
     for (name, value) in &signed {
         request.headers_mut().insert(name.clone(), value.clone());
     }
-    let (stream, _) = tokio_tungstenite::connect_async(request)
+    // One session per agent: small socket buffers (the library's default is 128 KiB
+    // each way); larger messages are still read whole, in several steps.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER);
+    let (stream, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
         .await
         .map_err(|err| match err {
             tokio_tungstenite::tungstenite::Error::Http(response) => {

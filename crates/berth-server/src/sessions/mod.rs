@@ -55,6 +55,12 @@ struct Peer {
     access_key_id: Option<String>,
 }
 
+/// The size a session's socket reads in, and buffers writes up to. The library's
+/// 128 KiB default, for each of thousands of sessions, was most of the control
+/// plane's memory with a large fleet (~170 KB per connected instance); messages
+/// larger than this still arrive whole, read in several steps.
+const SOCKET_BUFFER: usize = 8 * 1024;
+
 /// `GET /v1/session`: authenticates the upgrade request like any other request, checks
 /// the instance is registered and owned by the signing key, then upgrades.
 pub async fn upgrade(
@@ -67,7 +73,10 @@ pub async fn upgrade(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     match authorize(&app, &method, &uri, &headers, &query).await {
-        Ok(peer) => ws.on_upgrade(move |socket| async move { run(app, peer, socket).await }),
+        Ok(peer) => ws
+            .read_buffer_size(SOCKET_BUFFER)
+            .write_buffer_size(SOCKET_BUFFER)
+            .on_upgrade(move |socket| async move { run(app, peer, socket).await }),
         Err(error) => protocol::failure(&error, &request_id).into_response(),
     }
 }
