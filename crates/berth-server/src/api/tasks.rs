@@ -172,6 +172,14 @@ impl Candidate {
     pub fn id(&self) -> &str {
         self.read.id()
     }
+    /// The instance's ARN (empty if the record has none).
+    pub fn arn(&self) -> &str {
+        self.record()
+            .instance
+            .container_instance_arn
+            .as_deref()
+            .unwrap_or_default()
+    }
     pub fn record(&self) -> &InstanceRecord {
         self.changed.as_ref().unwrap_or(&self.read.record)
     }
@@ -182,15 +190,6 @@ impl Candidate {
             None => self.read.view.clone(),
         }
     }
-}
-
-fn arn_of(candidate: &Candidate) -> String {
-    candidate
-        .record()
-        .instance
-        .container_instance_arn
-        .clone()
-        .unwrap_or_default()
 }
 
 /// Whether a task may be placed on the instance at all: ACTIVE, with its agent connected.
@@ -405,24 +404,17 @@ fn instance_task_groups(
         }
         let found: TaskGroups = candidates
             .iter()
-            .map(|candidate| {
-                let arn = candidate
-                    .record()
-                    .instance
-                    .container_instance_arn
-                    .as_deref();
-                match arn.and_then(|arn| view.instance(arn)) {
-                    None => (BTreeMap::new(), 0),
-                    Some(tasks) if every_group => (tasks.groups.clone(), tasks.running_desired),
-                    Some(tasks) => (
-                        tasks
-                            .groups
-                            .get_key_value(launch.group.as_str())
-                            .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
-                            .unwrap_or_default(),
-                        tasks.running_desired,
-                    ),
-                }
+            .map(|candidate| match view.instance(candidate.arn()) {
+                None => (BTreeMap::new(), 0),
+                Some(tasks) if every_group => (tasks.groups.clone(), tasks.running_desired),
+                Some(tasks) => (
+                    tasks
+                        .groups
+                        .get_key_value(launch.group.as_str())
+                        .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
+                        .unwrap_or_default(),
+                    tasks.running_desired,
+                ),
             })
             .collect();
         Some(found)
@@ -458,12 +450,7 @@ fn instance_task_groups(
     Ok(candidates
         .iter()
         .map(|candidate| {
-            let arn = candidate
-                .record()
-                .instance
-                .container_instance_arn
-                .as_deref()
-                .unwrap_or_default();
+            let arn = candidate.arn();
             (
                 groups.remove(arn).unwrap_or_default(),
                 running.get(arn).copied().unwrap_or(0),
@@ -556,7 +543,7 @@ pub(crate) fn place_tasks(
             continue;
         };
         if take(candidate, &launch.need).is_ok() {
-            tasks.push(launch.task(ctx, cluster, &arn_of(candidate)));
+            tasks.push(launch.task(ctx, cluster, candidate.arn()));
         }
     }
     let failures = result
@@ -565,7 +552,7 @@ pub(crate) fn place_tasks(
         .filter_map(|failure| {
             let candidate = candidates.get(failure.instance)?;
             Some(Failure {
-                arn: Some(arn_of(candidate)),
+                arn: Some(candidate.arn().to_string()),
                 reason: Some(failure.reason.to_string()),
                 detail: None,
             })

@@ -280,6 +280,58 @@ mod tests {
     }
 
     #[test]
+    fn a_task_keeps_the_head_of_its_latest_version() {
+        let mut index = ServiceIndex::default();
+        let key = "/r/task/c/t1";
+        let task = |status: &str| {
+            serde_json::json!({
+                "taskArn": "arn:aws:ecs:r:1:task/c/t1",
+                "group": "service:web",
+                "lastStatus": status,
+                "desiredStatus": "RUNNING",
+                "startedBy": "ecs-svc/1",
+                "healthStatus": "HEALTHY",
+                "containerInstanceArn": "arn:aws:ecs:r:1:container-instance/c/i1",
+                "startedAt": 1700000000.5,
+                "containers": [{"name": "skipped"}],
+            })
+        };
+        index.apply(&batch(1, vec![Change::Put(kv(key, task("PENDING"), 1))]));
+        index.apply(&batch(2, vec![Change::Put(kv(key, task("RUNNING"), 2))]));
+        let tasks = index.tasks_of("r", "c", "web");
+        assert_eq!(tasks.len(), 1);
+        let (found, indexed) = &tasks[0];
+        assert_eq!(found, key);
+        assert_eq!(indexed.mod_revision, 2);
+        let head = &indexed.head;
+        assert_eq!(head.last_status.as_deref(), Some("RUNNING"));
+        assert_eq!(head.started_by.as_deref(), Some("ecs-svc/1"));
+        assert_eq!(head.health_status, Some(HealthStatus::Healthy));
+        assert_eq!(head.started_at, Some(1700000000.5));
+        assert_eq!(head.service(), Some("web"));
+
+        // Moved to another group (not a service's), then deleted: gone everywhere.
+        index.apply(&batch(
+            3,
+            vec![Change::Put(kv(
+                key,
+                serde_json::json!({"group": "service:api", "lastStatus": "RUNNING"}),
+                3,
+            ))],
+        ));
+        assert!(index.tasks_of("r", "c", "web").is_empty());
+        assert_eq!(index.tasks_of("r", "c", "api").len(), 1);
+        index.apply(&batch(
+            4,
+            vec![Change::Delete {
+                key: key.to_string(),
+            }],
+        ));
+        assert!(index.tasks_of("r", "c", "api").is_empty());
+        assert!(index.owners.is_empty() && index.tasks.is_empty());
+    }
+
+    #[test]
     fn services_are_listed_daemons_first_and_inactive_ones_dropped() {
         let mut index = ServiceIndex::default();
         let service = |name: &str, strategy: &str, status: &str| {
