@@ -545,11 +545,14 @@ async fn reconcile(
         if draining && heads.iter().all(|(_, _, t)| t.last_status.as_deref() == Some(TaskStatus::Stopped.as_str())) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
-        let changed = wrote_tasks || serde_json::to_value(&record).ok() != serde_json::to_value(&found.value).ok();
-        if !changed {
+        // Unchanged if it encodes to the bytes stored (records are written by this
+        // same encoder; a record stored in another form is written once more).
+        let encoded = state::encode_record(&record)?;
+        let stored = snapshot.get(&key).map(|kv| kv.value.as_ref());
+        if !wrote_tasks && stored == Some(encoded.as_slice()) {
             return Ok((None, ()));
         }
-        let txn = txn.put(&key, state::encode_record(&record)?);
+        let txn = txn.put(&key, encoded);
         Ok((Some(txn), ()))
     })
     .await
