@@ -313,8 +313,10 @@ async fn serve(
                         }
                     }
                 }
-                for (change, message_ids) in reports.newest() {
-                    if let Err(error) = apply_report(app, peer, &change).await {
+                let newest = reports.newest();
+                let results = apply_reports(app, peer, &newest).await;
+                for ((change, message_ids), result) in newest.into_iter().zip(results) {
+                    if let Err(error) = result {
                         tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
                         let transient = error.code == ErrorCode::ServerException;
                         send(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
@@ -371,24 +373,35 @@ impl Reports {
     }
 }
 
-async fn apply_report(
+/// Records the newest report of each task of a burst, in as few transactions as it
+/// can; each report's result, in order (a store failure fails them all).
+async fn apply_reports(
     app: &App,
     peer: &Peer,
-    change: &berth_proto::TaskStateChange,
-) -> Result<(), ApiError> {
-    let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
-    let known = KnownState::from(change);
-    task_state::apply(
+    reports: &[(berth_proto::TaskStateChange, Vec<String>)],
+) -> Vec<Result<(), ApiError>> {
+    let known: Vec<(&str, KnownState)> = reports
+        .iter()
+        .map(|(change, _)| {
+            let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
+            (task_id, KnownState::from(change))
+        })
+        .collect();
+    let each: Vec<task_state::Report<'_>> = known.iter().map(|(id, k)| (*id, k)).collect();
+    match task_state::apply_all(
         app.store().as_ref(),
         &peer.scope,
         &peer.cluster,
-        task_id,
+        &each,
         peer.access_key_id.as_deref(),
         Some(&peer.instance_arn),
-        &known,
         now(),
     )
     .await
+    {
+        Ok(results) => results,
+        Err(error) => reports.iter().map(|_| Err(error.clone())).collect(),
+    }
 }
 
 /// After a restart no agent is connected yet: clears every instance's
