@@ -383,6 +383,15 @@ fn instance_task_groups(
             .placement_constraints
             .as_ref()
             .is_some_and(|c| !c.is_empty());
+    // Without constraints and spread strategies, placement reads neither the groups
+    // nor the running counts (binpack and random read resources only).
+    let spread = rules
+        .strategies
+        .iter()
+        .any(|s| s.strategy_type == Some(PlacementStrategyType::Spread));
+    if !hard && !spread {
+        return Ok(candidates.iter().map(|_| (BTreeMap::new(), 0)).collect());
+    }
     // Placement reads the counts of the request's own group (spread,
     // distinctInstance); only a `task:group` expression reads the other groups.
     let every_group = rules

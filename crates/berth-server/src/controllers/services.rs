@@ -35,6 +35,11 @@ use crate::state::{self, keys};
 /// How often every service is looked at even if nothing changed (timers: throttle,
 /// health grace, steady-state events).
 const TICK: Duration = Duration::from_secs(1);
+/// The most tasks one pass starts for one service (the next pass, at most
+/// [`PASS_GAP`] later, starts more). A pass's transaction conflicts with any
+/// concurrent placement on the instances it touches, and a conflict makes it decide
+/// again: smaller passes conflict less and lose less when they do.
+const MAX_STARTS_PER_PASS: u32 = 250;
 /// The least time between the end of one pass and the start of the next.
 const PASS_GAP: Duration = Duration::from_millis(20);
 /// How long a pass waits for the index to reach its snapshot's revision before it
@@ -482,7 +487,7 @@ async fn reconcile(
                 strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
             };
             let (placed, failures) = if start.instances.is_empty() {
-                let count = i32::try_from(start.count).unwrap_or(i32::MAX);
+                let count = i32::try_from(start.count.min(MAX_STARTS_PER_PASS)).unwrap_or(i32::MAX);
                 place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
             } else {
                 // A daemon's task goes to its own instance, or nowhere.
@@ -505,7 +510,7 @@ async fn reconcile(
                 // The definition must still be there when the tasks are written.
                 txn = txn.when(Compare::unchanged(&definition_key, definition_kv.mod_revision));
             }
-            if placed.len() < start.count as usize && (start.instances.is_empty() || !failures.is_empty()) {
+            if placed.len() < start.count.min(MAX_STARTS_PER_PASS) as usize && (start.instances.is_empty() || !failures.is_empty()) {
                 let reason = match failures.first() {
                     Some(failure) => format!(
                         "The closest matching container-instance {} is missing a required resource: {}.",
