@@ -9,10 +9,11 @@ use berth_model::tagging::validate_new_tags;
 use berth_model::task::*;
 use berth_model::task_definition::{NetworkMode, TaskDefinition, TaskDefinitionStatus};
 use berth_model::{ApiError, ApiResult};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_sched::{InstanceView, PlacementRequest, Remaining};
+use berth_sched::{InstanceView, Placeable, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
 
 use super::clusters::read_active;
@@ -183,11 +184,12 @@ impl Candidate {
     pub fn record(&self) -> &InstanceRecord {
         self.changed.as_ref().unwrap_or(&self.read.record)
     }
-    /// How placement sees the instance now (with this decision's reservations).
-    fn view(&self) -> InstanceView {
+    /// How placement sees the instance now (with this decision's reservations):
+    /// the cached view, unless this decision already took resources from it.
+    fn view(&self) -> Cow<'_, InstanceView> {
         match &self.changed {
-            Some(record) => instance_view(record),
-            None => self.read.view.clone(),
+            Some(record) => Cow::Owned(instance_view(record)),
+            None => Cow::Borrowed(&self.read.view),
         }
     }
 }
@@ -500,6 +502,25 @@ pub(crate) fn instance_view(record: &InstanceRecord) -> InstanceView {
     }
 }
 
+/// A candidate as one placement request sees it: its (shared) view and its tasks.
+struct ForPlacement<'a> {
+    view: Cow<'a, InstanceView>,
+    groups: BTreeMap<String, u32>,
+    running: i64,
+}
+
+impl Placeable for ForPlacement<'_> {
+    fn view(&self) -> &InstanceView {
+        &self.view
+    }
+    fn task_groups(&self) -> &BTreeMap<String, u32> {
+        &self.groups
+    }
+    fn running_tasks_count(&self) -> i64 {
+        self.running
+    }
+}
+
 /// The placement constraints and strategies of a RunTask or a service.
 #[derive(Clone, Copy)]
 pub(crate) struct PlacementRules<'a> {
@@ -523,14 +544,13 @@ pub(crate) fn place_tasks(
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
     let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
-    let views: Vec<InstanceView> = candidates
+    let views: Vec<ForPlacement<'_>> = candidates
         .iter()
         .zip(groups)
-        .map(|(candidate, (groups, running))| {
-            let mut view = candidate.view();
-            view.running_tasks_count = running;
-            view.task_groups = groups;
-            view
+        .map(|(candidate, (groups, running))| ForPlacement {
+            view: candidate.view(),
+            groups,
+            running,
         })
         .collect();
     let request = PlacementRequest {
