@@ -705,13 +705,11 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
             };
             let key = keys::container_instance(ctx.region(), &cluster, id);
             if !candidates.iter().any(|c| c.key() == key) {
-                let view = instance_view(&found.value);
-                candidates.push(Candidate::new(Arc::new(CachedInstance {
-                    key: key.clone(),
-                    mod_revision: found.mod_revision,
-                    record: found.value,
-                    view,
-                })));
+                candidates.push(Candidate::new(Arc::new(CachedInstance::new(
+                    key.clone(),
+                    found.mod_revision,
+                    found.value,
+                ))));
             }
             let Some(candidate) = candidates.iter_mut().find(|c| c.key() == key) else {
                 continue;

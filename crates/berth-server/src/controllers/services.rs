@@ -326,7 +326,7 @@ async fn reconcile(
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
         let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
-        let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.iter().map(|cached| (cached.id(), cached)).collect();
+
 
         // The service's tasks, as the planner sees them: their heads from the index
         // where it decoded the version this snapshot has, else decoded here.
@@ -345,7 +345,7 @@ async fn reconcile(
         let mut tasks = Vec::with_capacity(heads.len());
         for (_, _, record) in &heads {
             let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = instance_id.and_then(|instance| instances.get(instance));
+            let instance = instance_id.and_then(|instance| find_instance(&instance_list, instance));
             let zone = instance.and_then(|i| {
                 i.record.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
             });
@@ -398,6 +398,7 @@ async fn reconcile(
                 None => None,
             };
             let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
+            let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.iter().map(|cached| (cached.id(), cached)).collect();
             let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
             spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
                 u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
@@ -565,6 +566,17 @@ async fn reconcile(
 
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
+
+/// The instance with this id, in a cluster's instances (in key order, so by id).
+fn find_instance<'a>(
+    instances: &'a [Arc<CachedInstance>],
+    id: &str,
+) -> Option<&'a Arc<CachedInstance>> {
+    let at = instances
+        .binary_search_by(|cached| cached.id().cmp(id))
+        .ok()?;
+    instances.get(at)
+}
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or

@@ -27,12 +27,26 @@ pub struct CachedInstance {
     pub record: InstanceRecord,
     /// [`instance_view`](crate::api::tasks::instance_view) of the record.
     pub view: InstanceView,
+    /// Where the id starts in the key.
+    id_at: usize,
 }
 
 impl CachedInstance {
+    pub fn new(key: String, mod_revision: i64, record: InstanceRecord) -> CachedInstance {
+        let view = crate::api::tasks::instance_view(&record);
+        let id_at = key.rfind('/').map_or(0, |at| at + 1);
+        CachedInstance {
+            key,
+            mod_revision,
+            record,
+            view,
+            id_at,
+        }
+    }
+
     /// The instance's id, the last segment of its key.
     pub fn id(&self) -> &str {
-        self.key.rsplit('/').next().unwrap_or_default()
+        self.key.get(self.id_at..).unwrap_or_default()
     }
 }
 
@@ -89,13 +103,7 @@ impl InstanceCache {
 
 fn decode(kv: &KeyValue) -> ApiResult<CachedInstance> {
     let record: InstanceRecord = super::decode_record(kv)?;
-    let view = crate::api::tasks::instance_view(&record);
-    Ok(CachedInstance {
-        key: kv.key.clone(),
-        mod_revision: kv.mod_revision,
-        record,
-        view,
-    })
+    Ok(CachedInstance::new(kv.key.clone(), kv.mod_revision, record))
 }
 
 #[cfg(test)]
