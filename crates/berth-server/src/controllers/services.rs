@@ -17,11 +17,11 @@ use berth_model::service::{
 use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
 use berth_model::{ApiError, ApiResult};
 use berth_sched::InstanceView;
-use berth_store::{Change, ChangeBatch, Compare, Snapshot, Store, Txn};
+use berth_store::{ChangeBatch, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask};
-use super::service_index::{IndexedTask, ServiceId, ServiceIndex, TaskHead, key_parts};
+use super::service_index::{self, IndexedTask, ServiceId, ServiceIndex, TaskHead};
 use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
@@ -56,7 +56,7 @@ impl EventRecord for ServiceEvent {
 }
 
 /// The clusters to look at: `None` means all of them.
-type Dirty = Option<BTreeSet<(String, String)>>;
+type Dirty = Option<service_index::Dirty>;
 
 /// The service index and what changed since the controller last looked, kept by
 /// [`follow`] from the change feed in a task of its own, so that the index never
@@ -95,7 +95,7 @@ async fn follow(store: Arc<dyn Store>, follower: Arc<Follower>) {
                 let revision = {
                     let mut state = follower.lock();
                     let Followed { index, dirty } = &mut *state;
-                    let mut seen = BTreeSet::new();
+                    let mut seen = service_index::Dirty::default();
                     absorb(index, &batch, &mut seen);
                     while let Ok(batch) = feed.try_recv() {
                         absorb(index, &batch, &mut seen);
@@ -173,10 +173,10 @@ pub async fn run(app: Arc<App>) {
         };
         let dirty = {
             let mut state = follower.lock();
-            let dirty = state.dirty.replace(BTreeSet::new());
+            let dirty = state.dirty.replace(service_index::Dirty::default());
             if ticked { None } else { dirty }
         };
-        if dirty.as_ref().is_some_and(BTreeSet::is_empty) {
+        if dirty.as_ref().is_some_and(service_index::Dirty::is_empty) {
             continue;
         }
         let snapshot = match store.snapshot().await {
@@ -201,9 +201,10 @@ pub async fn run(app: Arc<App>) {
             None => continue,
         };
         for service in services {
-            if dirty.as_ref().is_some_and(|dirty| {
-                !dirty.contains(&(service.region.clone(), service.cluster.clone()))
-            }) {
+            if dirty
+                .as_ref()
+                .is_some_and(|dirty| !dirty.contains(&service))
+            {
                 continue;
             }
             let tasks = match follower.lock().index.as_ref() {
@@ -219,28 +220,13 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// Applies a batch of the change feed to the index (if it is not already past it)
-/// and notes the clusters whose services, tasks or instances it changed.
-fn absorb(
-    index: &mut Option<ServiceIndex>,
-    batch: &ChangeBatch,
-    dirty: &mut BTreeSet<(String, String)>,
-) {
-    for change in &batch.changes {
-        let key = match change {
-            Change::Put(kv) => kv.key.as_str(),
-            Change::Delete { key } => key.as_str(),
-        };
-        if let Some((region, kind, cluster, _)) = key_parts(key)
-            && matches!(kind, "service" | "task" | "instance")
-        {
-            dirty.insert((region.to_string(), cluster.to_string()));
-        }
-    }
+/// Applies a batch of the change feed to the index (if it is not already past it),
+/// noting the services it concerns.
+fn absorb(index: &mut Option<ServiceIndex>, batch: &ChangeBatch, dirty: &mut service_index::Dirty) {
     if let Some(current) = index.as_mut()
         && batch.revision > current.revision()
     {
-        current.apply(batch);
+        current.apply(batch, dirty);
     }
 }
 
