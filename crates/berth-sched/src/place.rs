@@ -108,8 +108,8 @@ pub struct PlacementResult {
 /// the same result. Invalid constraints or strategies are an
 /// `InvalidParameterException`; finding no room is not an error but a short
 /// result with failures.
-pub fn place<P: Placeable>(
-    instances: &[P],
+pub fn place(
+    instances: &[InstanceView],
     request: &PlacementRequest,
     seed: u64,
 ) -> ApiResult<PlacementResult> {
@@ -178,60 +178,34 @@ type Key = [i64; MAX_STRATEGIES];
 /// `u32::MAX`: an instance that is in no cell.
 const NOWHERE: u32 = u32::MAX;
 
-/// An instance as one request places tasks on it: its view, and its tasks. The
-/// caller may keep the tasks apart from the view, so that one view (attributes,
-/// resources) serves many requests without being copied.
-pub trait Placeable {
-    fn view(&self) -> &InstanceView;
-    /// How many of the instance's tasks (not desired STOPPED) are in each group.
-    fn task_groups(&self) -> &BTreeMap<String, u32> {
-        &self.view().task_groups
-    }
-    /// The instance's `runningTasksCount`.
-    fn running_tasks_count(&self) -> i64 {
-        self.view().running_tasks_count
-    }
-}
-
-impl Placeable for InstanceView {
-    fn view(&self) -> &InstanceView {
-        self
-    }
-}
-
 /// An instance as the expressions see it while tasks are placed on it.
-struct Planned<'a, P> {
-    instance: &'a P,
+struct Planned<'a> {
+    view: &'a InstanceView,
     group: &'a str,
     placed: u32,
 }
 
-impl<P: Placeable> QueryTarget for Planned<'_, P> {
+impl QueryTarget for Planned<'_> {
     fn agent_connected(&self) -> bool {
-        self.instance.view().agent_connected
+        self.view.agent_connected
     }
     fn agent_version(&self) -> Option<&str> {
-        self.instance.view().agent_version()
+        self.view.agent_version()
     }
     fn attribute(&self, name: &str) -> Option<Option<&str>> {
-        self.instance.view().attribute(name)
+        self.view.attribute(name)
     }
     fn ec2_instance_id(&self) -> Option<&str> {
-        self.instance.view().ec2_instance_id()
+        self.view.ec2_instance_id()
     }
     fn registered_at(&self) -> Option<f64> {
-        self.instance.view().registered_at
+        self.view.registered_at
     }
     fn running_tasks_count(&self) -> i64 {
-        self.instance.running_tasks_count() + i64::from(self.placed)
+        self.view.running_tasks_count + i64::from(self.placed)
     }
     fn any_task_group(&self, test: &mut dyn FnMut(&str) -> bool) -> bool {
-        (self.placed > 0 && test(self.group))
-            || self
-                .instance
-                .task_groups()
-                .iter()
-                .any(|(group, count)| *count > 0 && test(group))
+        (self.placed > 0 && test(self.group)) || self.view.any_task_group(test)
     }
 }
 
@@ -262,8 +236,8 @@ struct Cell {
     ranked: Option<Key>,
 }
 
-struct Engine<'a, P> {
-    instances: &'a [P],
+struct Engine<'a> {
+    instances: &'a [InstanceView],
     need: &'a TaskResources,
     group: &'a str,
     ranks: Vec<Rank>,
@@ -299,12 +273,12 @@ struct Engine<'a, P> {
     touched: Vec<bool>,
 }
 
-impl<'a, P: Placeable> Engine<'a, P> {
+impl<'a> Engine<'a> {
     fn new(
-        instances: &'a [P],
+        instances: &'a [InstanceView],
         request: &'a PlacementRequest,
         seed: u64,
-    ) -> ApiResult<Engine<'a, P>> {
+    ) -> ApiResult<Engine<'a>> {
         let constraints =
             compile_constraints(&request.task_definition_constraints, &request.constraints)?;
         let ranks = compile_strategies(&request.strategies)?;
@@ -341,8 +315,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
             touched: Vec::new(),
             ranks,
         };
-        for instance in instances {
-            let view = instance.view();
+        for view in instances {
             engine.usable.push(
                 view.status == ACTIVE
                     && view.agent_connected
@@ -353,7 +326,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
             engine.ports_free.push(view.remaining.ports_free(need));
             engine
                 .in_group
-                .push(instance.task_groups().get(group).copied().unwrap_or(0));
+                .push(view.task_groups.get(group).copied().unwrap_or(0));
         }
         let candidates: Vec<u32> = (0..n)
             .filter(|&i| engine.eligible(i))
@@ -385,9 +358,8 @@ impl<'a, P: Placeable> Engine<'a, P> {
                 tasks: Vec::new(),
                 cells: Vec::new(),
             };
-            for (i, instance) in self.instances.iter().enumerate() {
-                let value = instance
-                    .view()
+            for (i, view) in self.instances.iter().enumerate() {
+                let value = view
                     .attributes
                     .get(name.as_str())
                     .and_then(|v| v.as_deref());
@@ -427,9 +399,9 @@ impl<'a, P: Placeable> Engine<'a, P> {
         }
     }
 
-    fn planned(&self, i: usize) -> Planned<'_, P> {
+    fn planned(&self, i: usize) -> Planned<'_> {
         Planned {
-            instance: &self.instances[i],
+            view: &self.instances[i],
             group: self.group,
             placed: self.placed[i],
         }
@@ -590,8 +562,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
     /// Why no instance can take the next task, per instance.
     fn failures(&self) -> Vec<PlacementFailure> {
         let mut failures = Vec::new();
-        for (i, instance) in self.instances.iter().enumerate() {
-            let view = instance.view();
+        for (i, view) in self.instances.iter().enumerate() {
             let mut fail = |reason| {
                 failures.push(PlacementFailure {
                     instance: i,
