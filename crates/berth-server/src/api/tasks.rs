@@ -242,7 +242,7 @@ pub(crate) fn placement_decision(
     if tasks.is_empty() {
         return Ok((None, response));
     }
-    let mut txn = Txn::new()
+    let txn = Txn::new()
         .when(Compare::unchanged(
             keys::cluster(ctx.region(), cluster),
             read.cluster_revision,
@@ -251,16 +251,7 @@ pub(crate) fn placement_decision(
             read.definition_key,
             read.definition_revision,
         ));
-    for candidate in candidates {
-        if let Some(record) = &candidate.changed {
-            txn = txn
-                .when(Compare::unchanged(
-                    candidate.key(),
-                    candidate.mod_revision(),
-                ))
-                .put(candidate.key(), state::encode_record(record)?);
-        }
-    }
+    let mut txn = with_reservations(txn, candidates)?;
     for task in &tasks {
         let key = keys::task(ctx.region(), cluster, task.id());
         txn = txn
@@ -340,6 +331,22 @@ fn with_propagated_tags(
     tags
 }
 
+/// Adds to `txn` the instance records the candidates took resources from, each on
+/// the condition that it is still the version the decision read.
+pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate]) -> ApiResult<Txn> {
+    for candidate in candidates {
+        if let Some(record) = &candidate.changed {
+            txn = txn
+                .when(Compare::unchanged(
+                    candidate.key(),
+                    candidate.mod_revision(),
+                ))
+                .put(candidate.key(), state::encode_record(record)?);
+        }
+    }
+    Ok(txn)
+}
+
 /// The cluster's instances that can take tasks now (ACTIVE, agent connected).
 pub(crate) fn placeable_instances(
     shared: &Shared,
@@ -347,13 +354,19 @@ pub(crate) fn placeable_instances(
     region: &str,
     cluster: &str,
 ) -> ApiResult<Vec<Candidate>> {
-    Ok(shared
-        .instances
-        .instances(snapshot, &keys::container_instances(region, cluster))?
-        .into_iter()
+    Ok(candidates_of(&shared.instances.instances(
+        snapshot,
+        &keys::container_instances(region, cluster),
+    )?))
+}
+
+/// Of a cluster's instances, those that can take tasks now, as candidates.
+pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate> {
+    instances
+        .iter()
         .filter(|cached| placeable(&cached.record))
-        .map(Candidate::new)
-        .collect())
+        .map(|cached| Candidate::new(Arc::clone(cached)))
+        .collect()
 }
 
 /// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
@@ -640,13 +653,11 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
             };
             let key = keys::container_instance(ctx.region(), &cluster, id);
             if !candidates.iter().any(|c| c.key() == key) {
-                let view = instance_view(&found.value);
-                candidates.push(Candidate::new(Arc::new(CachedInstance {
-                    key: key.clone(),
-                    mod_revision: found.mod_revision,
-                    record: found.value,
-                    view,
-                })));
+                candidates.push(Candidate::new(Arc::new(CachedInstance::new(
+                    key.clone(),
+                    found.mod_revision,
+                    found.value,
+                ))));
             }
             let Some(candidate) = candidates.iter_mut().find(|c| c.key() == key) else {
                 continue;

@@ -26,7 +26,7 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{PlacementRules, launch, place_tasks, placeable_instances};
+use crate::api::tasks::{PlacementRules, candidates_of, launch, place_tasks, with_reservations};
 use crate::http::App;
 use crate::state::instance_cache::CachedInstance;
 use crate::state::records::TaskRecord;
@@ -250,7 +250,9 @@ async fn reconcile(
         let is_daemon = record.service.scheduling() == SchedulingStrategy::Daemon;
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
-        let instances = cluster_instances(shared, snapshot, &id.region, &id.cluster)?;
+        let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
+        let instances: HashMap<String, Arc<CachedInstance>> =
+            instance_list.iter().map(|cached| (cached.id().to_string(), Arc::clone(cached))).collect();
 
         // The service's tasks, as the planner sees them.
         let mut task_records = Vec::new();
@@ -374,7 +376,7 @@ async fn reconcile(
         // Starts: place the planned tasks on the cluster's instances.
         let mut events: Vec<(EventKind, ServiceEvent)> =
             outcome.events.iter().map(|e| (e.kind, event(now, e.message.clone()))).collect();
-        let mut candidates = placeable_instances(shared, snapshot, &id.region, &id.cluster)?;
+        let mut candidates = candidates_of(&instance_list);
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
             let Some(deployment) = outcome.deployments.iter().find(|d| d.id == start.deployment_id) else { continue };
@@ -444,13 +446,7 @@ async fn reconcile(
         }
         if !new_tasks.is_empty() {
             txn = txn.when(Compare::unchanged(keys::cluster(&id.region, &id.cluster), cluster_kv.mod_revision));
-            for candidate in &candidates {
-                if let Some(changed) = &candidate.changed {
-                    txn = txn
-                        .when(Compare::unchanged(candidate.key(), candidate.mod_revision()))
-                        .put(candidate.key(), state::encode_record(changed)?);
-                }
-            }
+            txn = with_reservations(txn, &candidates)?;
             for task in &new_tasks {
                 let task_key = keys::task(&id.region, &id.cluster, task.id());
                 txn = txn.when(Compare::absent(&task_key)).put(task_key, state::encode_record(task)?);
@@ -478,21 +474,6 @@ async fn reconcile(
 
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
-
-/// Every instance of the cluster, by id.
-fn cluster_instances(
-    shared: &Shared,
-    snapshot: &Snapshot,
-    region: &str,
-    cluster: &str,
-) -> ApiResult<HashMap<String, Arc<CachedInstance>>> {
-    Ok(shared
-        .instances
-        .instances(snapshot, &keys::container_instances(region, cluster))?
-        .into_iter()
-        .map(|cached| (cached.id().to_string(), cached))
-        .collect())
-}
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or

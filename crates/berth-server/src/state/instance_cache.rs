@@ -30,6 +30,16 @@ pub struct CachedInstance {
 }
 
 impl CachedInstance {
+    pub fn new(key: String, mod_revision: i64, record: InstanceRecord) -> CachedInstance {
+        let view = crate::api::tasks::instance_view(&record);
+        CachedInstance {
+            key,
+            mod_revision,
+            record,
+            view,
+        }
+    }
+
     /// The instance's id, the last segment of its key.
     pub fn id(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or_default()
@@ -90,11 +100,5 @@ impl InstanceCache {
 
 fn decode(kv: &KeyValue) -> ApiResult<CachedInstance> {
     let record: InstanceRecord = super::decode_record(kv)?;
-    let view = crate::api::tasks::instance_view(&record);
-    Ok(CachedInstance {
-        key: kv.key.clone(),
-        mod_revision: kv.mod_revision,
-        record,
-        view,
-    })
+    Ok(CachedInstance::new(kv.key.clone(), kv.mod_revision, record))
 }
