@@ -19,7 +19,7 @@ pub mod validate;
 pub use eligible::satisfies_member_of;
 pub use model::{InstanceView, Remaining};
 pub use place::{
-    AGENT, DISTINCT_INSTANCE, INACTIVE, MEMBER_OF, PlacementFailure, PlacementRequest,
+    AGENT, DISTINCT_INSTANCE, INACTIVE, MEMBER_OF, Placeable, PlacementFailure, PlacementRequest,
     PlacementResult, place,
 };
 pub use query::{Expression, QueryError, QueryTarget, filter};

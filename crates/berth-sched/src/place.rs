@@ -108,8 +108,8 @@ pub struct PlacementResult {
 /// the same result. Invalid constraints or strategies are an
 /// `InvalidParameterException`; finding no room is not an error but a short
 /// result with failures.
-pub fn place(
-    instances: &[InstanceView],
+pub fn place<P: Placeable>(
+    instances: &[P],
     request: &PlacementRequest,
     seed: u64,
 ) -> ApiResult<PlacementResult> {
@@ -178,34 +178,60 @@ type Key = [i64; MAX_STRATEGIES];
 /// `u32::MAX`: an instance that is in no cell.
 const NOWHERE: u32 = u32::MAX;
 
+/// An instance as one request places tasks on it: its view, and its tasks. The
+/// caller may keep the tasks apart from the view, so that one view (attributes,
+/// resources) serves many requests without being copied.
+pub trait Placeable {
+    fn view(&self) -> &InstanceView;
+    /// How many of the instance's tasks (not desired STOPPED) are in each group.
+    fn task_groups(&self) -> &BTreeMap<String, u32> {
+        &self.view().task_groups
+    }
+    /// The instance's `runningTasksCount`.
+    fn running_tasks_count(&self) -> i64 {
+        self.view().running_tasks_count
+    }
+}
+
+impl Placeable for InstanceView {
+    fn view(&self) -> &InstanceView {
+        self
+    }
+}
+
 /// An instance as the expressions see it while tasks are placed on it.
-struct Planned<'a> {
-    view: &'a InstanceView,
+struct Planned<'a, P> {
+    instance: &'a P,
     group: &'a str,
     placed: u32,
 }
 
-impl QueryTarget for Planned<'_> {
+impl<P: Placeable> QueryTarget for Planned<'_, P> {
     fn agent_connected(&self) -> bool {
-        self.view.agent_connected
+        self.instance.view().agent_connected
     }
     fn agent_version(&self) -> Option<&str> {
-        self.view.agent_version()
+        self.instance.view().agent_version()
     }
     fn attribute(&self, name: &str) -> Option<Option<&str>> {
-        self.view.attribute(name)
+        self.instance.view().attribute(name)
     }
     fn ec2_instance_id(&self) -> Option<&str> {
-        self.view.ec2_instance_id()
+        self.instance.view().ec2_instance_id()
     }
     fn registered_at(&self) -> Option<f64> {
-        self.view.registered_at
+        self.instance.view().registered_at
     }
     fn running_tasks_count(&self) -> i64 {
-        self.view.running_tasks_count + i64::from(self.placed)
+        self.instance.running_tasks_count() + i64::from(self.placed)
     }
     fn any_task_group(&self, test: &mut dyn FnMut(&str) -> bool) -> bool {
-        (self.placed > 0 && test(self.group)) || self.view.any_task_group(test)
+        (self.placed > 0 && test(self.group))
+            || self
+                .instance
+                .task_groups()
+                .iter()
+                .any(|(group, count)| *count > 0 && test(group))
     }
 }
 
@@ -236,8 +262,8 @@ struct Cell {
     ranked: Option<Key>,
 }
 
-struct Engine<'a> {
-    instances: &'a [InstanceView],
+struct Engine<'a, P> {
+    instances: &'a [P],
     need: &'a TaskResources,
     group: &'a str,
     ranks: Vec<Rank>,
@@ -273,12 +299,12 @@ struct Engine<'a> {
     touched: Vec<bool>,
 }
 
-impl<'a> Engine<'a> {
+impl<'a, P: Placeable> Engine<'a, P> {
     fn new(
-        instances: &'a [InstanceView],
+        instances: &'a [P],
         request: &'a PlacementRequest,
         seed: u64,
-    ) -> ApiResult<Engine<'a>> {
+    ) -> ApiResult<Engine<'a, P>> {
         let constraints =
             compile_constraints(&request.task_definition_constraints, &request.constraints)?;
         let ranks = compile_strategies(&request.strategies)?;
@@ -315,7 +341,8 @@ impl<'a> Engine<'a> {
             touched: Vec::new(),
             ranks,
         };
-        for view in instances {
+        for instance in instances {
+            let view = instance.view();
             engine.usable.push(
                 view.status == ACTIVE
                     && view.agent_connected
@@ -326,7 +353,7 @@ impl<'a> Engine<'a> {
             engine.ports_free.push(view.remaining.ports_free(need));
             engine
                 .in_group
-                .push(view.task_groups.get(group).copied().unwrap_or(0));
+                .push(instance.task_groups().get(group).copied().unwrap_or(0));
         }
         let candidates: Vec<u32> = (0..n)
             .filter(|&i| engine.eligible(i))
@@ -358,8 +385,9 @@ impl<'a> Engine<'a> {
                 tasks: Vec::new(),
                 cells: Vec::new(),
             };
-            for (i, view) in self.instances.iter().enumerate() {
-                let value = view
+            for (i, instance) in self.instances.iter().enumerate() {
+                let value = instance
+                    .view()
                     .attributes
                     .get(name.as_str())
                     .and_then(|v| v.as_deref());
@@ -399,9 +427,9 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn planned(&self, i: usize) -> Planned<'_> {
+    fn planned(&self, i: usize) -> Planned<'_, P> {
         Planned {
-            view: &self.instances[i],
+            instance: &self.instances[i],
             group: self.group,
             placed: self.placed[i],
         }
@@ -562,7 +590,8 @@ impl<'a> Engine<'a> {
     /// Why no instance can take the next task, per instance.
     fn failures(&self) -> Vec<PlacementFailure> {
         let mut failures = Vec::new();
-        for (i, view) in self.instances.iter().enumerate() {
+        for (i, instance) in self.instances.iter().enumerate() {
+            let view = instance.view();
             let mut fail = |reason| {
                 failures.push(PlacementFailure {
                     instance: i,

@@ -128,9 +128,20 @@ async fn describe_tasks(client: &Client, arns: &[String]) -> TestResult<Vec<Task
 
 /// Every task of the cluster not yet STOPPED (desired RUNNING, and desired STOPPED
 /// but still stopping).
+///
+/// The reads are not one snapshot, but every task returned was listed (so existed)
+/// when the last list call ended and was not STOPPED when described after it, so
+/// all of them were live together at that moment: counts of these tasks are safe
+/// upper bounds. (A task is listed once even when its desired status changed between
+/// the two list calls.)
 async fn live_tasks(client: &Client) -> TestResult<Vec<Task>> {
     let mut arns = list_tasks(client, None, None, DesiredStatus::Running).await?;
     arns.extend(list_tasks(client, None, None, DesiredStatus::Stopped).await?);
+    let arns: Vec<String> = arns
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let tasks = describe_tasks(client, &arns).await?;
     Ok(tasks
         .into_iter()
@@ -181,11 +192,25 @@ fn agent_side(sim: &Simulation) -> Vec<(usize, String, String)> {
     found
 }
 
-/// Checks the control plane's and the agents' views agree: every task RUNNING in
-/// the control plane runs on the agent of its instance (and vice versa), no instance
-/// holds more than fits, and each instance's remaining memory is what its live tasks
-/// leave.
+/// Waits until the control plane's and the agents' views agree: every task RUNNING
+/// in the control plane runs on the agent of its instance (and vice versa), and each
+/// instance's remaining memory is what its live tasks leave. Those converge (a task
+/// stopping when a service reaches its steady state still holds its container and
+/// its reservation for a moment), so they are waited for; what must hold at every
+/// moment (no instance holds more live tasks than fit, no remaining memory below
+/// zero) is asserted on every look.
 async fn check_placement(client: &Client, sim: &Simulation) -> TestResult<Vec<Task>> {
+    wait_for("the control plane and the agents agree", || {
+        placement_agrees(client, sim)
+    })
+    .await
+}
+
+/// One look for [`check_placement`]: `Err` says what does not agree yet.
+async fn placement_agrees(
+    client: &Client,
+    sim: &Simulation,
+) -> TestResult<Result<Vec<Task>, String>> {
     let live = live_tasks(client).await?;
     let instances = all_instances(client).await?;
     let index_of: HashMap<String, usize> = sim
@@ -216,12 +241,12 @@ async fn check_placement(client: &Client, sim: &Simulation) -> TestResult<Vec<Ta
         let registered = memory(instance.registered_resources());
         let remaining = memory(instance.remaining_resources());
         let held = per_instance.get(arn).copied().unwrap_or(0) as i32 * TASK_MEMORY_MIB;
-        assert_eq!(
-            registered - remaining,
-            held,
-            "instance {arn}: registered {registered} MiB, remaining {remaining} MiB, its live tasks hold {held} MiB"
-        );
         assert!(remaining >= 0, "instance {arn} over-committed: {remaining}");
+        if registered - remaining != held {
+            return Ok(Err(format!(
+                "instance {arn}: registered {registered} MiB, remaining {remaining} MiB, its live tasks hold {held} MiB"
+            )));
+        }
     }
     let running: BTreeSet<(usize, String)> = live
         .iter()
@@ -239,16 +264,18 @@ async fn check_placement(client: &Client, sim: &Simulation) -> TestResult<Vec<Ta
         .map(|(index, task, _)| (index, task))
         .collect();
     let missing: Vec<_> = running.difference(&on_agents).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "tasks RUNNING in the control plane but not on their agent: {missing:?}"
-    );
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "tasks RUNNING in the control plane but not on their agent: {missing:?}"
+        )));
+    }
     let extra: Vec<_> = on_agents.difference(&running).take(5).collect();
-    assert!(
-        extra.is_empty(),
-        "containers running on agents whose tasks are not RUNNING in the control plane: {extra:?}"
-    );
-    Ok(live)
+    if !extra.is_empty() {
+        return Ok(Err(format!(
+            "containers running on agents whose tasks are not RUNNING in the control plane: {extra:?}"
+        )));
+    }
+    Ok(Ok(live))
 }
 
 /// Samples the agents' side of a rollout every few milliseconds: the running
@@ -474,21 +501,32 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         let api_samples = &api_samples;
         let fut = rolled();
         async move {
-            // The bounds, through the API: live tasks at most maxPercent, RUNNING
-            // service tasks at least minimumHealthyPercent.
+            // The bounds, through the API: live tasks at most maxPercent (listing
+            // and describing gives a safe upper bound, see live_tasks), and the
+            // service's runningCount (one record, so one moment) at least
+            // minimumHealthyPercent. A lower bound cannot be read from ListTasks and
+            // DescribeTasks, which are not one moment: the agents' side is sampled
+            // for that too.
             let live = live_tasks(&client).await?;
-            let serving = live
-                .iter()
-                .filter(|t| t.last_status() == Some("RUNNING"))
-                .count();
             assert!(
                 live.len() <= max_live,
                 "{} live tasks, more than {MAX_PERCENT}% of {DESIRED}",
                 live.len()
             );
+            let service = client
+                .describe_services()
+                .cluster(CLUSTER)
+                .services(SERVICE)
+                .send()
+                .await?
+                .services()
+                .first()
+                .cloned()
+                .req("the service")?;
+            let serving = usize::try_from(service.running_count())?;
             assert!(
                 serving >= min_healthy,
-                "{serving} RUNNING tasks, fewer than {MIN_HEALTHY_PERCENT}% of {DESIRED}"
+                "runningCount {serving}, fewer than {MIN_HEALTHY_PERCENT}% of {DESIRED}"
             );
             api_samples.fetch_add(1, Ordering::Relaxed);
             fut.await
@@ -560,10 +598,14 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
     // 5. An agent killed abruptly (no deregistration, its session just drops) is
     // seen disconnected; its instance stays registered.
     let mut sim = Arc::try_unwrap(sim).map_err(|_| "the watch still holds the simulation")?;
+    // An instance with a RunTask task: nothing but the lost-agent controller stops
+    // that one, so it must end with the lost agent's reason (the service's tasks
+    // there may have been stopped by a deployment first, keeping that reason).
     let victim = live
-        .first()
+        .iter()
+        .find(|t| t.started_by() == Some("sim-batch"))
         .and_then(|t| t.container_instance_arn())
-        .req("an instance with tasks")?
+        .req("an instance with a RunTask task")?
         .to_string();
     let index = sim.agent_of(&victim).req("the victim's agent")?.index();
     sim.kill(index);
@@ -612,11 +654,16 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         .await?;
     // The family's fourth revision: the RunTask batches registered the third.
     assert!(v3.ends_with(":4"), "{v3}");
+    // Mid-deployment (a task of the new revision placed), an instance with a RunTask
+    // task (the batches' task definition is the family's third revision) is lost.
     let second_victim = wait_for("a task of the new revision placed", || {
         let client = client.clone();
         let victim = victim.clone();
         async move {
             let live = live_tasks(&client).await?;
+            if !live.iter().any(|t| revision_of(t) == "4") {
+                return Ok(Err("no revision 4 task yet".to_string()));
+            }
             Ok(live
                 .iter()
                 .find(|t| {
@@ -624,7 +671,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                 })
                 .and_then(|t| t.container_instance_arn())
                 .map(str::to_string)
-                .ok_or_else(|| "no revision 4 task yet".to_string()))
+                .ok_or_else(|| "no live RunTask task on another instance".to_string()))
         }
     })
     .await?;
@@ -654,26 +701,50 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
             "a live task is on lost instance {instance}"
         );
     }
-    let stopped = list_tasks(&client, None, None, DesiredStatus::Stopped).await?;
-    let stopped = describe_tasks(&client, &stopped).await?;
+    // The deployment may complete before the second victim's grace period ends
+    // (its service tasks are replaced once desired STOPPED); its RunTask task is
+    // stopped for the lost agent when the grace period ends.
     for instance in &lost {
-        let on_it: Vec<&Task> = stopped
-            .iter()
-            .filter(|t| t.container_instance_arn() == Some(instance.as_str()))
-            .collect();
-        assert!(!on_it.is_empty(), "the lost instance {instance} had tasks");
-        let mut lost_reasons = 0;
-        for task in on_it {
-            assert_eq!(task.last_status(), Some("STOPPED"));
-            let reason = task.stopped_reason().unwrap_or_default();
-            if reason.contains(instance.as_str()) && reason.contains("disconnected") {
-                lost_reasons += 1;
+        wait_for("the lost instance's tasks STOPPED for its lost agent", || {
+            let client = client.clone();
+            let instance = instance.clone();
+            async move {
+                let stopped = list_tasks(&client, None, None, DesiredStatus::Stopped).await?;
+                let stopped = describe_tasks(&client, &stopped).await?;
+                let running = list_tasks(&client, None, None, DesiredStatus::Running).await?;
+                let running = describe_tasks(&client, &running).await?;
+                let still_running = running
+                    .iter()
+                    .filter(|t| t.container_instance_arn() == Some(instance.as_str()))
+                    .count();
+                let on_it: Vec<&Task> = stopped
+                    .iter()
+                    .filter(|t| t.container_instance_arn() == Some(instance.as_str()))
+                    .collect();
+                let lost_reasons = on_it
+                    .iter()
+                    .filter(|t| {
+                        let reason = t.stopped_reason().unwrap_or_default();
+                        t.last_status() == Some("STOPPED")
+                            && reason.contains(instance.as_str())
+                            && reason.contains("disconnected")
+                    })
+                    .count();
+                let not_stopped = on_it
+                    .iter()
+                    .filter(|t| t.last_status() != Some("STOPPED"))
+                    .count();
+                Ok(if still_running == 0 && not_stopped == 0 && lost_reasons > 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{instance}: {still_running} tasks desired RUNNING, {not_stopped} stopping, {lost_reasons} of {} STOPPED for the lost agent",
+                        on_it.len()
+                    ))
+                })
             }
-        }
-        assert!(
-            lost_reasons > 0,
-            "a task of {instance} was stopped for its lost agent"
-        );
+        })
+        .await?;
     }
     drop(live);
     let sim = Arc::try_unwrap(sim).map_err(|_| "the simulation is still shared")?;

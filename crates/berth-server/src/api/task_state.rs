@@ -12,7 +12,7 @@ use berth_model::task::{HealthStatus, NetworkBinding, TaskStatus, TaskStopCode};
 use berth_model::task_definition::TransportProtocol;
 use berth_model::{ApiError, ApiResult};
 use berth_proto::ContainerStatus;
-use berth_store::{Compare, Store, Txn};
+use berth_store::{Compare, Op, Snapshot, Store, Txn};
 
 use crate::state::records::{InstanceRecord, TaskRecord, release};
 use crate::state::{self, keys};
@@ -125,7 +125,7 @@ fn container_status_str(status: ContainerStatus) -> &'static str {
 
 /// Folds `known` into the task record; returns whether anything changed.
 fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
-    let before = serde_json::to_value(&record.task).ok();
+    let before = record.task.clone();
     let task = &mut record.task;
     for reported in &known.containers {
         let Some(container) = task
@@ -207,12 +207,22 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
     if known.pull_stopped_at.is_some() && task.pull_stopped_at.is_none() {
         task.pull_stopped_at = known.pull_stopped_at;
     }
-    let changed = serde_json::to_value(&record.task).ok() != before;
+    let changed = record.task != before;
     if changed {
         record.task.version = Some(record.task.version.unwrap_or(0) + 1);
     }
     changed
 }
+
+/// The member of an instance record that says who may report for it.
+#[derive(serde::Deserialize)]
+struct InstanceOwner {
+    #[serde(rename = "berthOwner", default)]
+    owner: Option<String>,
+}
+
+/// One task's report: the task's id and the state the agent knows.
+pub type Report<'a> = (&'a str, &'a KnownState);
 
 /// Records `known` for task `task_id` of `cluster`. `caller_key` (the access key that
 /// signed the report) must own the task's instance; `session_instance`, when the report
@@ -228,9 +238,104 @@ pub async fn apply(
     known: &KnownState,
     now: f64,
 ) -> ApiResult<()> {
+    let reports = [(task_id, known)];
+    let mut results = apply_all(
+        store,
+        scope,
+        cluster,
+        &reports,
+        caller_key,
+        session_instance,
+        now,
+    )
+    .await?;
+    results.pop().unwrap_or(Ok(()))
+}
+
+/// Records several reports (of different tasks), as few transactions as it can: the
+/// reports whose writes touch different keys share one; a report that writes a key an
+/// earlier one of the same transaction writes (two tasks stopping on one instance give
+/// back their reservations to the same instance record) waits for the next. Returns
+/// each report's own result, in order; `Err` only if the store failed.
+pub async fn apply_all(
+    store: &dyn Store,
+    scope: &Scope,
+    cluster: &str,
+    reports: &[Report<'_>],
+    caller_key: Option<&str>,
+    session_instance: Option<&str>,
+    now: f64,
+) -> ApiResult<Vec<ApiResult<()>>> {
     let region = scope.region.as_str();
-    let key = keys::task(region, cluster, task_id);
-    state::write(store, |snapshot| {
+    let mut results: Vec<Option<ApiResult<()>>> = reports.iter().map(|_| None).collect();
+    while results.iter().any(Option::is_none) {
+        let decided = state::write(store, |snapshot| {
+            let mut txn = Txn::new();
+            let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut decided = Vec::new();
+            for (at, (task_id, known)) in reports.iter().enumerate() {
+                if results.get(at).is_some_and(Option::is_some) {
+                    continue;
+                }
+                let report = Decide {
+                    region,
+                    cluster,
+                    task_id,
+                    caller_key,
+                    session_instance,
+                    now,
+                };
+                match report.decide(snapshot, known) {
+                    Ok(None) => decided.push((at, Ok(()))),
+                    Ok(Some(one)) => {
+                        let keys = one.ops.iter().map(|op| match op {
+                            Op::Put { key, .. } | Op::Delete { key } => key.as_str(),
+                        });
+                        if keys.clone().any(|key| written.contains(key)) {
+                            continue;
+                        }
+                        written.extend(keys.map(str::to_string));
+                        txn.compares.extend(one.compares);
+                        txn.ops.extend(one.ops);
+                        decided.push((at, Ok(())));
+                    }
+                    Err(error) => decided.push((at, Err(error))),
+                }
+            }
+            Ok(((!txn.ops.is_empty()).then_some(txn), decided))
+        })
+        .await?;
+        for (at, result) in decided {
+            if let Some(slot) = results.get_mut(at) {
+                *slot = Some(result);
+            }
+        }
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
+}
+
+/// What one report is about, and who sent it.
+struct Decide<'a> {
+    region: &'a str,
+    cluster: &'a str,
+    task_id: &'a str,
+    caller_key: Option<&'a str>,
+    session_instance: Option<&'a str>,
+    now: f64,
+}
+
+impl Decide<'_> {
+    /// The writes that record the report on `snapshot` (None: nothing changes).
+    fn decide(&self, snapshot: &Snapshot, known: &KnownState) -> ApiResult<Option<Txn>> {
+        let Decide {
+            region,
+            cluster,
+            task_id,
+            caller_key,
+            session_instance,
+            now,
+        } = *self;
+        let key = keys::task(region, cluster, task_id);
         let found = state::read::<TaskRecord>(snapshot, &key)?.ok_or_else(|| {
             ApiError::invalid_parameter(format!("Task {task_id} not found in cluster {cluster}."))
         })?;
@@ -248,11 +353,20 @@ pub async fn apply(
         }
         let instance_id = instance_arn.rsplit('/').next().unwrap_or_default();
         let instance_key = keys::container_instance(region, cluster, instance_id);
-        let instance = state::read::<InstanceRecord>(snapshot, &instance_key)?;
-        if let (Some(caller), Some(owner)) = (
-            caller_key,
-            instance.as_ref().and_then(|i| i.value.owner.as_deref()),
-        ) && caller != owner
+        // Only who owns the instance is needed, unless the task stops (below): an
+        // instance record is large, and a report comes with every state change.
+        let owner = match snapshot.get(&instance_key) {
+            Some(kv) => {
+                serde_json::from_slice::<InstanceOwner>(&kv.value)
+                    .map_err(|_| {
+                        ApiError::server(format!("The record {instance_key} is corrupt."))
+                    })?
+                    .owner
+            }
+            None => None,
+        };
+        if let (Some(caller), Some(owner)) = (caller_key, owner.as_deref())
+            && caller != owner
         {
             return Err(ApiError::new(
                 berth_model::ErrorCode::AccessDeniedException,
@@ -261,12 +375,12 @@ pub async fn apply(
         }
         let mut record = found.value;
         if !merge(&mut record, known, now) && (record.released || !record.is_stopped()) {
-            return Ok((None, ()));
+            return Ok(None);
         }
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
         if record.is_stopped() && !record.released {
             record.released = true;
-            if let Some(instance) = instance {
+            if let Some(instance) = state::read::<InstanceRecord>(snapshot, &instance_key)? {
                 let mut instance_record = instance.value;
                 let registered = instance_record
                     .instance
@@ -283,8 +397,98 @@ pub async fn apply(
                     .put(&instance_key, state::encode_record(&instance_record)?);
             }
         }
-        let txn = txn.put(&key, state::encode_record(&record)?);
-        Ok((Some(txn), ()))
-    })
-    .await
+        Ok(Some(txn.put(&key, state::encode_record(&record)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_store::TxnOutcome;
+
+    const INSTANCE: &str = "arn:aws:ecs:r:1:container-instance/c/i1";
+
+    fn task(id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "taskArn": format!("arn:aws:ecs:r:1:task/c/{id}"),
+            "containerInstanceArn": INSTANCE,
+            "lastStatus": "RUNNING",
+            "desiredStatus": "RUNNING",
+            "berthReserved": {"cpu": 100, "memory": 64, "tcpPorts": [], "udpPorts": []},
+        })
+    }
+
+    fn stopped() -> KnownState {
+        KnownState {
+            status: Some(TaskStatus::Stopped),
+            ..KnownState::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_of_one_burst_give_back_every_reservation()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let scope = Scope::new("r".to_string(), "1".to_string());
+        let resources = |cpu: i64, memory: i64| {
+            serde_json::json!([
+                {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": memory},
+            ])
+        };
+        let instance = serde_json::json!({
+            "containerInstanceArn": INSTANCE,
+            "status": "ACTIVE",
+            "registeredResources": resources(1024, 1024),
+            "remainingResources": resources(824, 896),
+        });
+        let txn = Txn::new()
+            .put(
+                keys::container_instance("r", "c", "i1"),
+                serde_json::to_vec(&instance)?,
+            )
+            .put(keys::task("r", "c", "t1"), serde_json::to_vec(&task("t1"))?)
+            .put(keys::task("r", "c", "t2"), serde_json::to_vec(&task("t2"))?);
+        assert!(matches!(
+            store.commit(txn).await?,
+            TxnOutcome::Committed { .. }
+        ));
+
+        let (one, two, missing) = (stopped(), stopped(), stopped());
+        let reports = [("t1", &one), ("t2", &two), ("t9", &missing)];
+        let results = apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            &reports,
+            None,
+            Some(INSTANCE),
+            1.0,
+        )
+        .await
+        .map_err(|e| e.message)?;
+        assert!(results[0].is_ok() && results[1].is_ok());
+        assert!(results[2].is_err(), "an unknown task is refused on its own");
+
+        let snapshot = store.snapshot().await?;
+        let instance: InstanceRecord =
+            state::read(&snapshot, &keys::container_instance("r", "c", "i1"))
+                .map_err(|e| e.message)?
+                .ok_or("instance gone")?
+                .value;
+        assert_eq!(
+            instance.instance.remaining_resources,
+            serde_json::from_value(resources(1024, 1024))?,
+            "both tasks' reservations are back"
+        );
+        for id in ["t1", "t2"] {
+            let record: TaskRecord = state::read(&snapshot, &keys::task("r", "c", id))
+                .map_err(|e| e.message)?
+                .ok_or("task gone")?
+                .value;
+            assert!(record.is_stopped() && record.released);
+        }
+        Ok(())
+    }
 }

@@ -9,10 +9,11 @@ use berth_model::tagging::validate_new_tags;
 use berth_model::task::*;
 use berth_model::task_definition::{NetworkMode, TaskDefinition, TaskDefinitionStatus};
 use berth_model::{ApiError, ApiResult};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_sched::{InstanceView, PlacementRequest, Remaining};
+use berth_sched::{InstanceView, Placeable, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
 
 use super::clusters::read_active;
@@ -172,25 +173,25 @@ impl Candidate {
     pub fn id(&self) -> &str {
         self.read.id()
     }
+    /// The instance's ARN (empty if the record has none).
+    pub fn arn(&self) -> &str {
+        self.record()
+            .instance
+            .container_instance_arn
+            .as_deref()
+            .unwrap_or_default()
+    }
     pub fn record(&self) -> &InstanceRecord {
         self.changed.as_ref().unwrap_or(&self.read.record)
     }
-    /// How placement sees the instance now (with this decision's reservations).
-    fn view(&self) -> InstanceView {
+    /// How placement sees the instance now (with this decision's reservations):
+    /// the cached view, unless this decision already took resources from it.
+    fn view(&self) -> Cow<'_, InstanceView> {
         match &self.changed {
-            Some(record) => instance_view(record),
-            None => self.read.view.clone(),
+            Some(record) => Cow::Owned(instance_view(record)),
+            None => Cow::Borrowed(&self.read.view),
         }
     }
-}
-
-fn arn_of(candidate: &Candidate) -> String {
-    candidate
-        .record()
-        .instance
-        .container_instance_arn
-        .clone()
-        .unwrap_or_default()
 }
 
 /// Whether a task may be placed on the instance at all: ACTIVE, with its agent connected.
@@ -360,7 +361,8 @@ pub(crate) fn placeable_instances(
     )?))
 }
 
-/// Of a cluster's instances, those that can take tasks now, as candidates.
+/// Of the cluster's instances, those that can take tasks now (ACTIVE, agent
+/// connected), as candidates.
 pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate> {
     instances
         .iter()
@@ -369,9 +371,9 @@ pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate>
         .collect()
 }
 
-/// Per instance ARN: the groups of its tasks not desired STOPPED, and how many of
-/// them are RUNNING.
-type TaskGroups = (HashMap<String, BTreeMap<String, u32>>, HashMap<String, i64>);
+/// Per candidate, in the candidates' order: the groups of its tasks not desired
+/// STOPPED, and how many of them are RUNNING.
+type TaskGroups = Vec<(BTreeMap<String, u32>, i64)>;
 
 /// The task groups of the candidates' tasks, from the task view when it can be used
 /// (it includes the snapshot, or nothing hard depends on it: without constraints the
@@ -390,20 +392,50 @@ fn instance_task_groups(
             .placement_constraints
             .as_ref()
             .is_some_and(|c| !c.is_empty());
+    // Without constraints and spread strategies, placement reads neither the groups
+    // nor the running counts (binpack and random read resources only).
+    let spread = rules
+        .strategies
+        .iter()
+        .any(|s| s.strategy_type == Some(PlacementStrategyType::Spread));
+    if !hard && !spread {
+        return Ok(candidates.iter().map(|_| (BTreeMap::new(), 0)).collect());
+    }
+    // Placement reads the counts of the request's own group (spread,
+    // distinctInstance); only a `task:group` expression reads the other groups.
+    let every_group = rules
+        .constraints
+        .iter()
+        .filter_map(|c| c.expression.as_deref())
+        .chain(
+            launch
+                .effective
+                .placement_constraints
+                .iter()
+                .flatten()
+                .filter_map(|c| c.expression.as_deref()),
+        )
+        .any(|expression| expression.contains("task:group"));
     let from_view = ctx.shared.views.now(|view| {
         if hard && view.revision() < snapshot.revision() {
             return None;
         }
-        let mut groups = HashMap::new();
-        let mut running = HashMap::new();
-        for candidate in candidates {
-            let arn = arn_of(candidate);
-            if let Some(tasks) = view.instance(&arn) {
-                groups.insert(arn.clone(), tasks.groups.clone());
-                running.insert(arn, tasks.running_desired);
-            }
-        }
-        Some((groups, running))
+        let found: TaskGroups = candidates
+            .iter()
+            .map(|candidate| match view.instance(candidate.arn()) {
+                None => (BTreeMap::new(), 0),
+                Some(tasks) if every_group => (tasks.groups.clone(), tasks.running_desired),
+                Some(tasks) => (
+                    tasks
+                        .groups
+                        .get_key_value(launch.group.as_str())
+                        .map(|(group, count)| BTreeMap::from([(group.clone(), *count)]))
+                        .unwrap_or_default(),
+                    tasks.running_desired,
+                ),
+            })
+            .collect();
+        Some(found)
     });
     if let Some(Some(found)) = from_view {
         return Ok(found);
@@ -433,7 +465,16 @@ fn instance_task_groups(
                 .or_default() += 1;
         }
     }
-    Ok((groups, running))
+    Ok(candidates
+        .iter()
+        .map(|candidate| {
+            let arn = candidate.arn();
+            (
+                groups.remove(arn).unwrap_or_default(),
+                running.get(arn).copied().unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// How placement and the cluster query language see an instance record. Its
@@ -468,6 +509,25 @@ pub(crate) fn instance_view(record: &InstanceRecord) -> InstanceView {
     }
 }
 
+/// A candidate as one placement request sees it: its (shared) view and its tasks.
+struct ForPlacement<'a> {
+    view: Cow<'a, InstanceView>,
+    groups: BTreeMap<String, u32>,
+    running: i64,
+}
+
+impl Placeable for ForPlacement<'_> {
+    fn view(&self) -> &InstanceView {
+        &self.view
+    }
+    fn task_groups(&self) -> &BTreeMap<String, u32> {
+        &self.groups
+    }
+    fn running_tasks_count(&self) -> i64 {
+        self.running
+    }
+}
+
 /// The placement constraints and strategies of a RunTask or a service.
 #[derive(Clone, Copy)]
 pub(crate) struct PlacementRules<'a> {
@@ -490,15 +550,14 @@ pub(crate) fn place_tasks(
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
-    let (mut groups, running) =
-        instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
-    let views: Vec<InstanceView> = candidates
+    let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
+    let views: Vec<ForPlacement<'_>> = candidates
         .iter()
-        .map(|candidate| {
-            let mut view = candidate.view();
-            view.running_tasks_count = running.get(&view.arn).copied().unwrap_or(0);
-            view.task_groups = groups.remove(&view.arn).unwrap_or_default();
-            view
+        .zip(groups)
+        .map(|(candidate, (groups, running))| ForPlacement {
+            view: candidate.view(),
+            groups,
+            running,
         })
         .collect();
     let request = PlacementRequest {
@@ -520,7 +579,7 @@ pub(crate) fn place_tasks(
             continue;
         };
         if take(candidate, &launch.need).is_ok() {
-            tasks.push(launch.task(ctx, cluster, &arn_of(candidate)));
+            tasks.push(launch.task(ctx, cluster, candidate.arn()));
         }
     }
     let failures = result
@@ -529,7 +588,7 @@ pub(crate) fn place_tasks(
         .filter_map(|failure| {
             let candidate = candidates.get(failure.instance)?;
             Some(Failure {
-                arn: Some(arn_of(candidate)),
+                arn: Some(candidate.arn().to_string()),
                 reason: Some(failure.reason.to_string()),
                 detail: None,
             })

@@ -51,11 +51,19 @@ fn instance_key_parts(key: &str) -> Option<(&str, &str, &str)> {
 /// Whether the record is of a registered instance whose agent is disconnected, and
 /// since when.
 fn disconnected_since(kv: &KeyValue) -> Option<f64> {
+    /// The members of an instance record read here (an instance record changes
+    /// with every task placed on it; the rest of it is skipped).
+    #[derive(serde::Deserialize)]
+    struct Head {
+        status: Option<String>,
+        #[serde(rename = "agentConnected")]
+        agent_connected: Option<bool>,
+        #[serde(rename = "berthDisconnectedAt")]
+        disconnected_at: Option<f64>,
+    }
     instance_key_parts(&kv.key)?;
-    let record: InstanceRecord = serde_json::from_slice(&kv.value).ok()?;
-    if record.instance.status.as_deref() == Some(INACTIVE)
-        || record.instance.agent_connected == Some(true)
-    {
+    let record: Head = serde_json::from_slice(&kv.value).ok()?;
+    if record.status.as_deref() == Some(INACTIVE) || record.agent_connected == Some(true) {
         return None;
     }
     record.disconnected_at

@@ -10,9 +10,11 @@
 //! before using it, so it never misses a task that snapshot holds (it may list a key
 //! the snapshot does not have yet, which the reader skips).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use berth_model::service::{SchedulingStrategy, ServiceStatus};
+use berth_model::task::{HealthStatus, TaskStopCode};
 use berth_store::{Change, ChangeBatch, KeyValue, Snapshot};
 use serde::Deserialize;
 
@@ -32,14 +34,44 @@ pub struct ServiceId {
 /// Where a task's service is: (region, cluster, service name).
 type Owner = (String, String, String);
 
-/// The members of a task record the index reads (the rest is skipped).
-#[derive(Deserialize)]
-struct TaskHead {
-    group: Option<String>,
-    #[serde(rename = "lastStatus")]
-    last_status: Option<String>,
+/// The members of a task record that the index and the service planner read (the
+/// rest is skipped when decoding): a pass over a service reads these for each of its
+/// tasks, and the whole record only of those it changes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskHead {
+    pub task_arn: Option<String>,
+    pub group: Option<String>,
+    pub last_status: Option<String>,
+    pub desired_status: Option<String>,
+    pub started_by: Option<String>,
+    pub health_status: Option<HealthStatus>,
+    pub container_instance_arn: Option<String>,
+    pub started_at: Option<f64>,
+    pub stop_code: Option<TaskStopCode>,
     #[serde(rename = "berthAccounted", default)]
-    accounted: bool,
+    pub accounted: bool,
+}
+
+impl TaskHead {
+    pub fn decode(kv: &KeyValue) -> Option<TaskHead> {
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    /// The service the task belongs to, if it is a service's task that still
+    /// matters to it (not both STOPPED and accounted for).
+    pub fn service(&self) -> Option<&str> {
+        let service = self.group.as_deref()?.strip_prefix("service:")?;
+        let done = self.last_status.as_deref() == Some("STOPPED") && self.accounted;
+        (!done).then_some(service)
+    }
+}
+
+/// A task as the index last saw it: its head at the revision it was decoded from.
+#[derive(Debug, Clone)]
+pub struct IndexedTask {
+    pub mod_revision: i64,
+    pub head: Arc<TaskHead>,
 }
 
 /// `/{region}/{kind}/{cluster}/{rest}` -> (region, kind, cluster, rest).
@@ -48,15 +80,83 @@ pub fn key_parts(key: &str) -> Option<(&str, &str, &str, &str)> {
     Some((parts.next()?, parts.next()?, parts.next()?, parts.next()?))
 }
 
+/// What changes mean to the services: per cluster, every service of it (an instance
+/// came or went, or changed its status or its agent's connection) or only the named
+/// ones (their records or their tasks changed). An instance whose remaining resources
+/// alone changed (a task placed or stopped on it) makes no service dirty: the services
+/// whose tasks those are are dirty already, and a service waiting for room is looked
+/// at again on the next tick.
+#[derive(Debug, Default, Clone)]
+pub struct Dirty {
+    clusters: BTreeMap<(String, String), Option<BTreeSet<String>>>,
+}
+
+impl Dirty {
+    /// Every service of the cluster.
+    pub fn cluster(&mut self, region: &str, cluster: &str) {
+        self.clusters
+            .insert((region.to_string(), cluster.to_string()), None);
+    }
+
+    pub fn service(&mut self, region: &str, cluster: &str, name: &str) {
+        let names = self
+            .clusters
+            .entry((region.to_string(), cluster.to_string()))
+            .or_insert_with(|| Some(BTreeSet::new()));
+        if let Some(names) = names {
+            names.insert(name.to_string());
+        }
+    }
+
+    pub fn contains(&self, service: &ServiceId) -> bool {
+        match self
+            .clusters
+            .get(&(service.region.clone(), service.cluster.clone()))
+        {
+            Some(None) => true,
+            Some(Some(names)) => names.contains(&service.name),
+            None => false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Dirty) {
+        for ((region, cluster), names) in other.clusters {
+            match names {
+                None => self.cluster(&region, &cluster),
+                Some(names) => {
+                    for name in names {
+                        self.service(&region, &cluster, &name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The members of an instance record whose change matters to every service of the
+/// cluster.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceHead {
+    status: Option<String>,
+    agent_connected: Option<bool>,
+}
+
 #[derive(Debug, Default)]
 pub struct ServiceIndex {
     revision: i64,
     /// Service key -> the service, for those not INACTIVE.
     services: HashMap<String, ServiceId>,
-    /// (region, cluster, service name) -> its tasks' keys.
-    tasks: HashMap<Owner, BTreeSet<String>>,
+    /// (region, cluster, service name) -> its tasks, by key.
+    tasks: HashMap<Owner, BTreeMap<String, IndexedTask>>,
     /// Task key -> its service, to move or drop it when it changes.
     owners: HashMap<String, Owner>,
+    /// Instance key -> its status and connection, to tell which changes matter.
+    instances: HashMap<String, InstanceHead>,
 }
 
 impl ServiceIndex {
@@ -66,8 +166,9 @@ impl ServiceIndex {
             revision: snapshot.revision(),
             ..Self::default()
         };
+        let mut dirty = Dirty::default();
         for kv in snapshot.iter_prefix("/") {
-            index.put(kv);
+            index.put(kv, &mut dirty);
         }
         index
     }
@@ -77,12 +178,13 @@ impl ServiceIndex {
         self.revision
     }
 
-    /// Applies one committed batch of the change feed.
-    pub fn apply(&mut self, batch: &ChangeBatch) {
+    /// Applies one committed batch of the change feed, noting in `dirty` the
+    /// services it concerns.
+    pub fn apply(&mut self, batch: &ChangeBatch, dirty: &mut Dirty) {
         for change in &batch.changes {
             match change {
-                Change::Put(kv) => self.put(kv),
-                Change::Delete { key } => self.remove(key),
+                Change::Put(kv) => self.put(kv, dirty),
+                Change::Delete { key } => self.remove(key, dirty),
             }
         }
         self.revision = self.revision.max(batch.revision);
@@ -95,20 +197,38 @@ impl ServiceIndex {
         all
     }
 
-    /// The keys of the service's tasks that still matter to it.
-    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> Vec<String> {
+    /// The service's tasks that still matter to it, by key.
+    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> Vec<(String, IndexedTask)> {
         self.tasks
             .get(&(region.to_string(), cluster.to_string(), name.to_string()))
-            .map(|keys| keys.iter().cloned().collect())
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .map(|(key, task)| (key.clone(), task.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    fn put(&mut self, kv: &KeyValue) {
-        let Some((region, kind, cluster, _)) = key_parts(&kv.key) else {
+    fn put(&mut self, kv: &KeyValue, dirty: &mut Dirty) {
+        let Some((region, kind, cluster, rest)) = key_parts(&kv.key) else {
             return;
         };
         match kind {
+            "cluster" => dirty.cluster(region, cluster),
+            "instance" => {
+                let head = serde_json::from_slice::<InstanceHead>(&kv.value).ok();
+                let Some(head) = head else {
+                    dirty.cluster(region, cluster);
+                    return;
+                };
+                if self.instances.get(&kv.key) != Some(&head) {
+                    dirty.cluster(region, cluster);
+                    self.instances.insert(kv.key.clone(), head);
+                }
+            }
             "service" => {
+                dirty.service(region, cluster, rest);
                 let record: Option<ServiceRecord> = serde_json::from_slice(&kv.value).ok();
                 match record.filter(|r| {
                     r.service.status.as_deref() != Some(ServiceStatus::Inactive.as_str())
@@ -128,33 +248,49 @@ impl ServiceIndex {
                 }
             }
             "task" => {
-                let head: Option<TaskHead> = serde_json::from_slice(&kv.value).ok();
-                let owner = head.and_then(|head| {
-                    let service = head.group.as_deref()?.strip_prefix("service:")?;
-                    let done = head.last_status.as_deref() == Some("STOPPED") && head.accounted;
-                    (!done).then(|| (region.to_string(), cluster.to_string(), service.to_string()))
+                let head = TaskHead::decode(kv);
+                let owner = head.as_ref().and_then(|head| {
+                    let service = head.service()?;
+                    Some((region.to_string(), cluster.to_string(), service.to_string()))
                 });
-                self.remove(&kv.key);
-                if let Some(owner) = owner {
+                if let (Some(owner), Some(head)) = (owner, head) {
+                    let task = IndexedTask {
+                        mod_revision: kv.mod_revision,
+                        head: Arc::new(head),
+                    };
+                    dirty.service(&owner.0, &owner.1, &owner.2);
+                    if self.owners.get(&kv.key) != Some(&owner) {
+                        self.remove(&kv.key, dirty);
+                        self.owners.insert(kv.key.clone(), owner.clone());
+                    }
                     self.tasks
-                        .entry(owner.clone())
+                        .entry(owner)
                         .or_default()
-                        .insert(kv.key.clone());
-                    self.owners.insert(kv.key.clone(), owner);
+                        .insert(kv.key.clone(), task);
+                } else {
+                    self.remove(&kv.key, dirty);
                 }
             }
             _ => {}
         }
     }
 
-    fn remove(&mut self, key: &str) {
-        self.services.remove(key);
-        if let Some(owner) = self.owners.remove(key)
-            && let Some(keys) = self.tasks.get_mut(&owner)
+    fn remove(&mut self, key: &str, dirty: &mut Dirty) {
+        if let Some(service) = self.services.remove(key) {
+            dirty.service(&service.region, &service.cluster, &service.name);
+        }
+        if self.instances.remove(key).is_some()
+            && let Some((region, _, cluster, _)) = key_parts(key)
         {
-            keys.remove(key);
-            if keys.is_empty() {
-                self.tasks.remove(&owner);
+            dirty.cluster(region, cluster);
+        }
+        if let Some(owner) = self.owners.remove(key) {
+            dirty.service(&owner.0, &owner.1, &owner.2);
+            if let Some(keys) = self.tasks.get_mut(&owner) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.tasks.remove(&owner);
+                }
             }
         }
     }
@@ -179,11 +315,19 @@ mod tests {
         ChangeBatch { revision, changes }
     }
 
+    impl ServiceIndex {
+        fn apply_for_test(&mut self, batch: &ChangeBatch) -> Dirty {
+            let mut dirty = Dirty::default();
+            self.apply(batch, &mut dirty);
+            dirty
+        }
+    }
+
     #[test]
     fn tasks_follow_their_service_until_stopped_and_accounted() {
         let mut index = ServiceIndex::default();
         let key = "/r/task/c/t1";
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             1,
             vec![Change::Put(kv(
                 key,
@@ -191,9 +335,16 @@ mod tests {
                 1,
             ))],
         ));
-        assert_eq!(index.tasks_of("r", "c", "web"), vec![key.to_string()]);
+        let keys = |index: &ServiceIndex| -> Vec<String> {
+            index
+                .tasks_of("r", "c", "web")
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect()
+        };
+        assert_eq!(keys(&index), vec![key.to_string()]);
         assert_eq!(index.revision(), 1);
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             2,
             vec![Change::Put(kv(
                 key,
@@ -206,7 +357,7 @@ mod tests {
             1,
             "not yet accounted"
         );
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             3,
             vec![Change::Put(kv(
                 key,
@@ -216,7 +367,7 @@ mod tests {
         ));
         assert!(index.tasks_of("r", "c", "web").is_empty());
         let standalone = "/r/task/c/t2";
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             4,
             vec![Change::Put(kv(
                 standalone,
@@ -229,6 +380,129 @@ mod tests {
     }
 
     #[test]
+    fn a_task_keeps_the_head_of_its_latest_version() {
+        let mut index = ServiceIndex::default();
+        let key = "/r/task/c/t1";
+        let task = |status: &str| {
+            serde_json::json!({
+                "taskArn": "arn:aws:ecs:r:1:task/c/t1",
+                "group": "service:web",
+                "lastStatus": status,
+                "desiredStatus": "RUNNING",
+                "startedBy": "ecs-svc/1",
+                "healthStatus": "HEALTHY",
+                "containerInstanceArn": "arn:aws:ecs:r:1:container-instance/c/i1",
+                "startedAt": 1700000000.5,
+                "containers": [{"name": "skipped"}],
+            })
+        };
+        index.apply_for_test(&batch(1, vec![Change::Put(kv(key, task("PENDING"), 1))]));
+        index.apply_for_test(&batch(2, vec![Change::Put(kv(key, task("RUNNING"), 2))]));
+        let tasks = index.tasks_of("r", "c", "web");
+        assert_eq!(tasks.len(), 1);
+        let (found, indexed) = &tasks[0];
+        assert_eq!(found, key);
+        assert_eq!(indexed.mod_revision, 2);
+        let head = &indexed.head;
+        assert_eq!(head.last_status.as_deref(), Some("RUNNING"));
+        assert_eq!(head.started_by.as_deref(), Some("ecs-svc/1"));
+        assert_eq!(head.health_status, Some(HealthStatus::Healthy));
+        assert_eq!(head.started_at, Some(1700000000.5));
+        assert_eq!(head.service(), Some("web"));
+
+        // Moved to another group (not a service's), then deleted: gone everywhere.
+        index.apply_for_test(&batch(
+            3,
+            vec![Change::Put(kv(
+                key,
+                serde_json::json!({"group": "service:api", "lastStatus": "RUNNING"}),
+                3,
+            ))],
+        ));
+        assert!(index.tasks_of("r", "c", "web").is_empty());
+        assert_eq!(index.tasks_of("r", "c", "api").len(), 1);
+        index.apply_for_test(&batch(
+            4,
+            vec![Change::Delete {
+                key: key.to_string(),
+            }],
+        ));
+        assert!(index.tasks_of("r", "c", "api").is_empty());
+        assert!(index.owners.is_empty() && index.tasks.is_empty());
+    }
+
+    #[test]
+    fn changes_make_dirty_only_the_services_they_concern() {
+        let mut index = ServiceIndex::default();
+        let id = |name: &str| ServiceId {
+            region: "r".into(),
+            cluster: "c".into(),
+            replica: true,
+            name: name.into(),
+        };
+        let instance = |status: &str, cpu: i64| {
+            serde_json::json!({"status": status, "agentConnected": true,
+                "remainingResources": [{"name": "CPU", "integerValue": cpu}]})
+        };
+        let dirty = index.apply_for_test(&batch(
+            1,
+            vec![Change::Put(kv(
+                "/r/instance/c/i1",
+                instance("ACTIVE", 100),
+                1,
+            ))],
+        ));
+        assert!(
+            dirty.contains(&id("web")) && dirty.contains(&id("api")),
+            "a new instance"
+        );
+        let dirty = index.apply_for_test(&batch(
+            2,
+            vec![Change::Put(kv(
+                "/r/instance/c/i1",
+                instance("ACTIVE", 50),
+                2,
+            ))],
+        ));
+        assert!(dirty.is_empty(), "only its resources changed");
+        let dirty = index.apply_for_test(&batch(
+            3,
+            vec![Change::Put(kv(
+                "/r/instance/c/i1",
+                instance("DRAINING", 50),
+                3,
+            ))],
+        ));
+        assert!(dirty.contains(&id("web")), "its status changed");
+        let dirty = index.apply_for_test(&batch(
+            4,
+            vec![Change::Put(kv(
+                "/r/task/c/t1",
+                serde_json::json!({"group": "service:web", "lastStatus": "RUNNING"}),
+                4,
+            ))],
+        ));
+        assert!(dirty.contains(&id("web")) && !dirty.contains(&id("api")));
+        let mut other = id("web");
+        other.cluster = "d".into();
+        assert!(!dirty.contains(&other));
+        let dirty = index.apply_for_test(&batch(
+            5,
+            vec![Change::Delete {
+                key: "/r/task/c/t1".into(),
+            }],
+        ));
+        assert!(dirty.contains(&id("web")) && !dirty.contains(&id("api")));
+        let dirty = index.apply_for_test(&batch(
+            6,
+            vec![Change::Delete {
+                key: "/r/instance/c/i1".into(),
+            }],
+        ));
+        assert!(dirty.contains(&id("api")), "an instance went");
+    }
+
+    #[test]
     fn services_are_listed_daemons_first_and_inactive_ones_dropped() {
         let mut index = ServiceIndex::default();
         let service = |name: &str, strategy: &str, status: &str| {
@@ -238,7 +512,7 @@ mod tests {
                 "status": status,
             })
         };
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             1,
             vec![
                 Change::Put(kv(
@@ -255,7 +529,7 @@ mod tests {
         ));
         let names: Vec<String> = index.services().into_iter().map(|s| s.name).collect();
         assert_eq!(names, vec!["logs", "web"]);
-        index.apply(&batch(
+        index.apply_for_test(&batch(
             2,
             vec![Change::Put(kv(
                 "/r/service/c/web",

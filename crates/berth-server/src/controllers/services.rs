@@ -10,18 +10,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_model::ApiResult;
 use berth_model::arn::Scope;
 use berth_model::service::{
     DeploymentRolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus,
 };
 use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
+use berth_model::{ApiError, ApiResult};
 use berth_sched::InstanceView;
-use berth_store::{Change, ChangeBatch, Compare, Snapshot, Store, Txn};
+use berth_store::{ChangeBatch, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask};
-use super::service_index::{ServiceId, ServiceIndex, key_parts};
+use super::service_index::{self, IndexedTask, ServiceId, ServiceIndex, TaskHead};
 use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
@@ -35,8 +35,15 @@ use crate::state::{self, keys};
 /// How often every service is looked at even if nothing changed (timers: throttle,
 /// health grace, steady-state events).
 const TICK: Duration = Duration::from_secs(1);
-/// How long to wait for the change feed to bring the index to a snapshot's revision
-/// before building it from the snapshot instead.
+/// The most tasks one pass starts for one service (the next pass, at most
+/// [`PASS_GAP`] later, starts more). A pass's transaction conflicts with any
+/// concurrent placement on the instances it touches, and a conflict makes it decide
+/// again: smaller passes conflict less and lose less when they do.
+const MAX_STARTS_PER_PASS: u32 = 250;
+/// The least time between the end of one pass and the start of the next.
+const PASS_GAP: Duration = Duration::from_millis(20);
+/// How long a pass waits for the index to reach its snapshot's revision before it
+/// gives up (the next tick tries again).
 const CATCH_UP: Duration = Duration::from_secs(1);
 
 impl EventRecord for ServiceEvent {
@@ -48,38 +55,130 @@ impl EventRecord for ServiceEvent {
     }
 }
 
+/// The clusters to look at: `None` means all of them.
+type Dirty = Option<service_index::Dirty>;
+
+/// The service index and what changed since the controller last looked, kept by
+/// [`follow`] from the change feed in a task of its own, so that the index never
+/// falls behind the feed while the controller is busy reconciling.
+struct Followed {
+    index: Option<ServiceIndex>,
+    dirty: Dirty,
+}
+
+struct Follower {
+    state: std::sync::Mutex<Followed>,
+    /// Rings when something is dirty.
+    changed: tokio::sync::Notify,
+    /// The revision the index has reached.
+    revision: tokio::sync::watch::Sender<i64>,
+}
+
+impl Follower {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Followed> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Keeps the index from the change feed; rebuilds it from a snapshot when the feed
+/// lagged (and then marks every cluster dirty). Returns when the feed closes.
+async fn follow(store: Arc<dyn Store>, follower: Arc<Follower>) {
+    // Subscribed before the snapshot the index is built from, so no batch after it
+    // is missed (those before it are skipped by revision).
+    let mut feed = store.watch();
+    rebuild(store.as_ref(), &follower).await;
+    loop {
+        match feed.recv().await {
+            Ok(batch) => {
+                let revision = {
+                    let mut state = follower.lock();
+                    let Followed { index, dirty } = &mut *state;
+                    let mut seen = service_index::Dirty::default();
+                    absorb(index, &batch, &mut seen);
+                    while let Ok(batch) = feed.try_recv() {
+                        absorb(index, &batch, &mut seen);
+                    }
+                    if let Some(dirty) = dirty.as_mut() {
+                        dirty.extend(seen);
+                    }
+                    index.as_ref().map(ServiceIndex::revision)
+                };
+                if let Some(revision) = revision {
+                    follower.revision.send_replace(revision);
+                }
+                follower.changed.notify_one();
+            }
+            Err(RecvError::Lagged(_)) => rebuild(store.as_ref(), &follower).await,
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Builds the index from a fresh snapshot and marks every cluster dirty.
+async fn rebuild(store: &dyn Store, follower: &Follower) {
+    let snapshot = loop {
+        match store.snapshot().await {
+            Ok(snapshot) => break snapshot,
+            Err(err) => {
+                tracing::error!(%err, "service controller cannot read the store");
+                tokio::time::sleep(TICK).await;
+            }
+        }
+    };
+    let index = ServiceIndex::build(&snapshot);
+    let revision = index.revision();
+    {
+        let mut state = follower.lock();
+        state.index = Some(index);
+        state.dirty = None;
+    }
+    follower.revision.send_replace(revision);
+    follower.changed.notify_one();
+}
+
 /// Runs the controller until the store's change feed closes.
 pub async fn run(app: Arc<App>) {
     let store = Arc::clone(app.store());
     let shared = app.shared();
     let account = app.account_id().to_string();
     let grace = app.task_running_grace();
-    let mut feed = store.watch();
+    let (revision, mut reached) = tokio::sync::watch::channel(0);
+    let follower = Arc::new(Follower {
+        state: std::sync::Mutex::new(Followed {
+            index: None,
+            dirty: None,
+        }),
+        changed: tokio::sync::Notify::new(),
+        revision,
+    });
+    let mut following = tokio::spawn(follow(Arc::clone(&store), Arc::clone(&follower)));
     let mut tick = tokio::time::interval(TICK);
-    let mut index: Option<ServiceIndex> = None;
+    let mut first = true;
     loop {
+        // Changes that come while a pass runs or during the gap after it wait for
+        // the next pass, so a stream of small changes costs a pass per gap rather
+        // than one per change.
+        if !first {
+            tokio::time::sleep(PASS_GAP).await;
+        }
+        first = false;
         // Which clusters' services to look at: on a tick all; on changes, those of
         // the clusters whose services, tasks or instances changed.
-        let mut dirty: Option<BTreeSet<(String, String)>> = tokio::select! {
-            _ = tick.tick() => None,
-            batch = feed.recv() => match batch {
-                Ok(batch) => {
-                    let mut dirty = BTreeSet::new();
-                    absorb(&mut index, &batch, &mut dirty);
-                    // Take every batch already waiting, so a burst is one pass.
-                    while let Ok(batch) = feed.try_recv() {
-                        absorb(&mut index, &batch, &mut dirty);
-                    }
-                    if dirty.is_empty() { continue; }
-                    Some(dirty)
-                }
-                Err(RecvError::Lagged(_)) => {
-                    index = None;
-                    None
-                }
-                Err(RecvError::Closed) => return,
-            },
+        let ticked = tokio::select! {
+            _ = tick.tick() => true,
+            _ = follower.changed.notified() => false,
+            _ = &mut following => return,
         };
+        let dirty = {
+            let mut state = follower.lock();
+            let dirty = state.dirty.replace(service_index::Dirty::default());
+            if ticked { None } else { dirty }
+        };
+        if dirty.as_ref().is_some_and(service_index::Dirty::is_empty) {
+            continue;
+        }
         let snapshot = match store.snapshot().await {
             Ok(snapshot) => snapshot,
             Err(err) => {
@@ -87,25 +186,33 @@ pub async fn run(app: Arc<App>) {
                 continue;
             }
         };
-        let Some(current) = catch_up(&mut index, &mut feed, &snapshot, &mut dirty).await else {
-            return;
+        // The index must hold every task the snapshot holds, or a pass would take
+        // a service's missing tasks for tasks to start.
+        let target = snapshot.revision();
+        if tokio::time::timeout(CATCH_UP, reached.wait_for(|at| *at >= target))
+            .await
+            .is_err()
+        {
+            // Not this time; whatever was dirty is looked at on the next tick.
+            continue;
+        }
+        let services = match follower.lock().index.as_ref() {
+            Some(index) => index.services(),
+            None => continue,
         };
-        for service in current.services() {
-            if dirty.as_ref().is_some_and(|dirty| {
-                !dirty.contains(&(service.region.clone(), service.cluster.clone()))
-            }) {
+        for service in services {
+            if dirty
+                .as_ref()
+                .is_some_and(|dirty| !dirty.contains(&service))
+            {
                 continue;
             }
-            let task_keys = current.tasks_of(&service.region, &service.cluster, &service.name);
-            if let Err(err) = reconcile(
-                store.as_ref(),
-                shared,
-                &account,
-                grace,
-                &service,
-                &task_keys,
-            )
-            .await
+            let tasks = match follower.lock().index.as_ref() {
+                Some(index) => index.tasks_of(&service.region, &service.cluster, &service.name),
+                None => continue,
+            };
+            if let Err(err) =
+                reconcile(store.as_ref(), shared, &account, grace, &service, &tasks).await
             {
                 tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
             }
@@ -113,60 +220,14 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// Applies a batch of the change feed to the index (if it is not already past it)
-/// and notes the clusters whose services, tasks or instances it changed.
-fn absorb(
-    index: &mut Option<ServiceIndex>,
-    batch: &ChangeBatch,
-    dirty: &mut BTreeSet<(String, String)>,
-) {
-    for change in &batch.changes {
-        let key = match change {
-            Change::Put(kv) => kv.key.as_str(),
-            Change::Delete { key } => key.as_str(),
-        };
-        if let Some((region, kind, cluster, _)) = key_parts(key)
-            && matches!(kind, "service" | "task" | "instance")
-        {
-            dirty.insert((region.to_string(), cluster.to_string()));
-        }
-    }
+/// Applies a batch of the change feed to the index (if it is not already past it),
+/// noting the services it concerns.
+fn absorb(index: &mut Option<ServiceIndex>, batch: &ChangeBatch, dirty: &mut service_index::Dirty) {
     if let Some(current) = index.as_mut()
         && batch.revision > current.revision()
     {
-        current.apply(batch);
+        current.apply(batch, dirty);
     }
-}
-
-/// Brings the index to (at least) the snapshot's revision: built from the snapshot
-/// if there is none, or from the change feed. None when the feed has closed.
-async fn catch_up<'i>(
-    index: &'i mut Option<ServiceIndex>,
-    feed: &mut tokio::sync::broadcast::Receiver<Arc<ChangeBatch>>,
-    snapshot: &Snapshot,
-    dirty: &mut Option<BTreeSet<(String, String)>>,
-) -> Option<&'i ServiceIndex> {
-    let behind = |index: &Option<ServiceIndex>| {
-        index
-            .as_ref()
-            .is_some_and(|i| i.revision() < snapshot.revision())
-    };
-    while behind(index) {
-        let mut seen = BTreeSet::new();
-        match tokio::time::timeout(CATCH_UP, feed.recv()).await {
-            Ok(Ok(batch)) => absorb(index, &batch, &mut seen),
-            Ok(Err(RecvError::Closed)) => return None,
-            // Lagged, or the batch is slow to come: read the snapshot instead.
-            Ok(Err(RecvError::Lagged(_))) | Err(_) => *index = None,
-        }
-        if let Some(dirty) = dirty.as_mut() {
-            dirty.extend(seen);
-        }
-    }
-    if index.is_none() {
-        *dirty = None;
-    }
-    Some(index.get_or_insert_with(|| ServiceIndex::build(snapshot)))
 }
 
 fn task_status(text: Option<&str>) -> TaskStatus {
@@ -237,7 +298,7 @@ async fn reconcile(
     account: &str,
     grace: Duration,
     id: &ServiceId,
-    task_keys: &[String],
+    indexed: &[(String, IndexedTask)],
 ) -> ApiResult<()> {
     let scope = Scope::new(id.region.clone(), account.to_string());
     let principal = scope.account_root_arn();
@@ -251,22 +312,26 @@ async fn reconcile(
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
         let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
-        let instances: HashMap<String, Arc<CachedInstance>> =
-            instance_list.iter().map(|cached| (cached.id().to_string(), Arc::clone(cached))).collect();
 
-        // The service's tasks, as the planner sees them.
-        let mut task_records = Vec::new();
-        for task_key in task_keys {
+
+        // The service's tasks, as the planner sees them: their heads from the index
+        // where it decoded the version this snapshot has, else decoded here.
+        let mut heads: Vec<(&str, i64, Arc<TaskHead>)> = Vec::with_capacity(indexed.len());
+        for (task_key, task) in indexed {
             let Some(kv) = snapshot.get(task_key) else { continue };
-            let task: TaskRecord = state::decode_record(kv)?;
-            if task.task.group.as_deref() == Some(group.as_str()) && !(task.is_stopped() && task.accounted) {
-                task_records.push((kv.key.clone(), kv.mod_revision, task));
+            let head = if kv.mod_revision == task.mod_revision {
+                Arc::clone(&task.head)
+            } else {
+                Arc::new(TaskHead::decode(kv).ok_or_else(|| ApiError::server(format!("The record {task_key} is corrupt.")))?)
+            };
+            if head.service() == Some(id.name.as_str()) {
+                heads.push((task_key.as_str(), kv.mod_revision, head));
             }
         }
-        let mut tasks = Vec::new();
-        for (_, _, record) in &task_records {
-            let instance_id = record.task.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = instance_id.and_then(|instance| instances.get(instance));
+        let mut tasks = Vec::with_capacity(heads.len());
+        for (_, _, record) in &heads {
+            let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
+            let instance = instance_id.and_then(|instance| find_instance(&instance_list, instance));
             let zone = instance.and_then(|i| {
                 i.record.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
             });
@@ -275,16 +340,16 @@ async fn reconcile(
             });
             let instance_draining = instance.is_some_and(|i| i.record.instance.status.as_deref() == Some(DRAINING));
             tasks.push(ServiceTask {
-                task_arn: record.task.task_arn.clone().unwrap_or_default(),
-                deployment_id: record.task.started_by.clone().unwrap_or_default(),
-                last_status: task_status(record.task.last_status.as_deref()),
-                desired_status: task_status(record.task.desired_status.as_deref()),
-                health: record.task.health_status.unwrap_or(HealthStatus::Unknown),
+                task_arn: record.task_arn.clone().unwrap_or_default(),
+                deployment_id: record.started_by.clone().unwrap_or_default(),
+                last_status: task_status(record.last_status.as_deref()),
+                desired_status: task_status(record.desired_status.as_deref()),
+                health: record.health_status.unwrap_or(HealthStatus::Unknown),
                 instance_id: instance_id.map(str::to_string),
                 zone,
                 instance_available: available,
-                started_at: record.task.started_at,
-                stop_code: record.task.stop_code,
+                started_at: record.started_at,
+                stop_code: record.stop_code,
                 accounted: record.accounted,
                 instance_draining,
             });
@@ -319,6 +384,7 @@ async fn reconcile(
                 None => None,
             };
             let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
+            let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.iter().map(|cached| (cached.id(), cached)).collect();
             let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
             spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
                 u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
@@ -333,14 +399,17 @@ async fn reconcile(
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
         let mut wrote_tasks = false;
         // Stops, and stopped tasks now counted.
-        for (task_key, revision, task) in &task_records {
-            let arn = task.task.task_arn.clone().unwrap_or_default();
-            let stop = outcome.stop.iter().find(|s| s.task_arn == arn);
-            let accounted = outcome.accounted.contains(&arn);
+        let stops: HashMap<&str, &plan::Stop> = outcome.stop.iter().map(|s| (s.task_arn.as_str(), s)).collect();
+        let accounted_arns: BTreeSet<&str> = outcome.accounted.iter().map(String::as_str).collect();
+        for (task_key, revision, head) in &heads {
+            let arn = head.task_arn.as_deref().unwrap_or_default();
+            let stop = stops.get(arn);
+            let accounted = accounted_arns.contains(arn);
             if stop.is_none() && !accounted {
                 continue;
             }
-            let mut task = task.clone();
+            let Some(kv) = snapshot.get(task_key) else { continue };
+            let mut task: TaskRecord = state::decode_record(kv)?;
             if let Some(stop) = stop
                 && task.desired_status() != Some(TaskStatus::Stopped)
             {
@@ -353,7 +422,7 @@ async fn reconcile(
             if accounted {
                 task.accounted = true;
             }
-            txn = txn.when(Compare::unchanged(task_key, *revision)).put(task_key, state::encode_record(&task)?);
+            txn = txn.when(Compare::unchanged(*task_key, *revision)).put(*task_key, state::encode_record(&task)?);
             wrote_tasks = true;
         }
         // Deployments as planned; a rollback makes the old task definition current.
@@ -405,7 +474,7 @@ async fn reconcile(
                 strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
             };
             let (placed, failures) = if start.instances.is_empty() {
-                let count = i32::try_from(start.count).unwrap_or(i32::MAX);
+                let count = i32::try_from(start.count.min(MAX_STARTS_PER_PASS)).unwrap_or(i32::MAX);
                 place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
             } else {
                 // A daemon's task goes to its own instance, or nowhere.
@@ -428,7 +497,7 @@ async fn reconcile(
                 // The definition must still be there when the tasks are written.
                 txn = txn.when(Compare::unchanged(&definition_key, definition_kv.mod_revision));
             }
-            if placed.len() < start.count as usize && (start.instances.is_empty() || !failures.is_empty()) {
+            if placed.len() < start.count.min(MAX_STARTS_PER_PASS) as usize && (start.instances.is_empty() || !failures.is_empty()) {
                 let reason = match failures.first() {
                     Some(failure) => format!(
                         "The closest matching container-instance {} is missing a required resource: {}.",
@@ -459,14 +528,17 @@ async fn reconcile(
         record.service.pending_count = Some(i32::try_from(outcome.pending_count).unwrap_or(i32::MAX));
         record.scheduler = std::mem::take(&mut outcome.state);
         let draining = record.service.status.as_deref() == Some(ServiceStatus::Draining.as_str());
-        if draining && task_records.iter().all(|(_, _, t)| t.is_stopped()) && outcome.start.is_empty() {
+        if draining && heads.iter().all(|(_, _, t)| t.last_status.as_deref() == Some(TaskStatus::Stopped.as_str())) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
-        let changed = wrote_tasks || serde_json::to_value(&record).ok() != serde_json::to_value(&found.value).ok();
-        if !changed {
+        // Unchanged if it encodes to the bytes stored (records are written by this
+        // same encoder; a record stored in another form is written once more).
+        let encoded = state::encode_record(&record)?;
+        let stored = snapshot.get(&key).map(|kv| kv.value.as_ref());
+        if !wrote_tasks && stored == Some(encoded.as_slice()) {
             return Ok((None, ()));
         }
-        let txn = txn.put(&key, state::encode_record(&record)?);
+        let txn = txn.put(&key, encoded);
         Ok((Some(txn), ()))
     })
     .await
@@ -474,6 +546,17 @@ async fn reconcile(
 
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
+
+/// The instance with this id, in a cluster's instances (in key order, so by id).
+fn find_instance<'a>(
+    instances: &'a [Arc<CachedInstance>],
+    id: &str,
+) -> Option<&'a Arc<CachedInstance>> {
+    let at = instances
+        .binary_search_by(|cached| cached.id().cmp(id))
+        .ok()?;
+    instances.get(at)
+}
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or
@@ -483,19 +566,19 @@ fn daemon_spec(
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-    instances: &HashMap<String, Arc<CachedInstance>>,
+    instances: &HashMap<&str, &Arc<CachedInstance>>,
     holding: &BTreeSet<&str>,
     service: &Service,
     definition: Option<&TaskDefinitionRecord>,
 ) -> ApiResult<plan::DaemonSpec> {
-    let mut ids: Vec<&String> = instances
+    let mut ids: Vec<&str> = instances
         .iter()
         .filter(|(id, cached)| {
             let r = &cached.record;
             r.instance.status.as_deref() == Some("ACTIVE")
-                && (r.instance.agent_connected == Some(true) || holding.contains(id.as_str()))
+                && (r.instance.agent_connected == Some(true) || holding.contains(*id))
         })
-        .map(|(id, _)| id)
+        .map(|(id, _)| *id)
         .collect();
     ids.sort();
     let views: Vec<InstanceView> = ids.iter().map(|id| instances[*id].view.clone()).collect();
@@ -511,7 +594,7 @@ fn daemon_spec(
         .into_iter()
         .zip(selected)
         .filter(|(_, selected)| *selected)
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .collect();
     // Tasks of daemon services do not keep a draining instance busy.
     let mut daemon_groups = BTreeSet::new();

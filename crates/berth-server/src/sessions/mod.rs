@@ -24,7 +24,7 @@ use berth_proto::{
     ServerMessage, StateChangeAck,
 };
 use berth_store::Store;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 
 use crate::api::clusters::INACTIVE;
@@ -282,60 +282,126 @@ async fn serve(
             }
             frame = socket.next() => {
                 deadline = tokio::time::Instant::now() + timeout;
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => continue,
-                    Some(Err(err)) => return Err(err.to_string()),
-                };
-                let message: AgentMessage = match serde_json::from_str(text.as_str()) {
-                    Ok(message) => message,
-                    Err(err) => {
-                        let error = ErrorMessage { message: format!("undecodable message: {err}") };
-                        send(socket, &ServerMessage::ErrorMessage(error)).await?;
-                        continue;
+                // This frame and every one already waiting: an agent sends a report
+                // per state change, often several of one task back to back.
+                let mut frames = vec![frame];
+                while frames.len() < MAX_BURST {
+                    match socket.next().now_or_never() {
+                        Some(frame) => frames.push(frame),
+                        None => break,
                     }
-                };
-                match message {
-                    AgentMessage::AckRequest(ack) => payloads.acknowledged(ack.seq_num),
-                    AgentMessage::HeartbeatMessage(_) => {}
-                    AgentMessage::TaskStateChange(change) => {
-                        let message_id = change.message_id.clone();
-                        if let Err(error) = apply_report(app, peer, &change).await {
-                            tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
-                            let transient = error.code == ErrorCode::ServerException;
-                            send(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
-                            // A store failure is worth retrying: leave it unacknowledged.
-                            if transient {
-                                continue;
-                            }
+                }
+                let mut texts = Vec::with_capacity(frames.len());
+                let mut ended: Option<Result<(), String>> = None;
+                for frame in frames {
+                    match frame {
+                        Some(Ok(Message::Text(text))) => texts.push(text),
+                        Some(Ok(Message::Close(_))) | None => { ended = Some(Ok(())); break; }
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => { ended = Some(Err(err.to_string())); break; }
+                    }
+                }
+                let mut reports = Reports::default();
+                for text in texts {
+                    match serde_json::from_str::<AgentMessage>(text.as_str()) {
+                        Ok(AgentMessage::AckRequest(ack)) => payloads.acknowledged(ack.seq_num),
+                        Ok(AgentMessage::HeartbeatMessage(_)) => {}
+                        Ok(AgentMessage::TaskStateChange(change)) => reports.add(change),
+                        Err(err) => {
+                            let error = ErrorMessage { message: format!("undecodable message: {err}") };
+                            send(socket, &ServerMessage::ErrorMessage(error)).await?;
                         }
+                    }
+                }
+                let newest = reports.newest();
+                let results = apply_reports(app, peer, &newest).await;
+                for ((change, message_ids), result) in newest.into_iter().zip(results) {
+                    if let Err(error) = result {
+                        tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
+                        let transient = error.code == ErrorCode::ServerException;
+                        send(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
+                        // A store failure is worth retrying: leave it unacknowledged.
+                        if transient {
+                            continue;
+                        }
+                    }
+                    for message_id in message_ids {
                         send(socket, &ServerMessage::StateChangeAck(StateChangeAck { message_id })).await?;
                     }
+                }
+                if let Some(ended) = ended {
+                    return ended;
                 }
             }
         }
     }
 }
 
-async fn apply_report(
+/// The most frames a session takes in one go before it answers them.
+const MAX_BURST: usize = 256;
+
+/// The task reports of one burst of frames. A report carries the task's full known
+/// state, so of several reports of one task only the newest needs recording; once it
+/// is recorded, every one of them is acknowledged.
+#[derive(Default)]
+struct Reports {
+    /// Per task, in the order tasks first appeared: its newest report and the message
+    /// ids of all of its reports.
+    tasks: Vec<(berth_proto::TaskStateChange, Vec<String>)>,
+    at: HashMap<String, usize>,
+}
+
+impl Reports {
+    fn add(&mut self, change: berth_proto::TaskStateChange) {
+        let id = change.message_id.clone();
+        match self.at.get(&change.task_arn) {
+            Some(&i) => {
+                if let Some((newest, ids)) = self.tasks.get_mut(i) {
+                    *newest = change;
+                    ids.push(id);
+                }
+            }
+            None => {
+                self.at.insert(change.task_arn.clone(), self.tasks.len());
+                self.tasks.push((change, vec![id]));
+            }
+        }
+    }
+
+    fn newest(self) -> Vec<(berth_proto::TaskStateChange, Vec<String>)> {
+        self.tasks
+    }
+}
+
+/// Records the newest report of each task of a burst, in as few transactions as it
+/// can; each report's result, in order (a store failure fails them all).
+async fn apply_reports(
     app: &App,
     peer: &Peer,
-    change: &berth_proto::TaskStateChange,
-) -> Result<(), ApiError> {
-    let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
-    let known = KnownState::from(change);
-    task_state::apply(
+    reports: &[(berth_proto::TaskStateChange, Vec<String>)],
+) -> Vec<Result<(), ApiError>> {
+    let known: Vec<(&str, KnownState)> = reports
+        .iter()
+        .map(|(change, _)| {
+            let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
+            (task_id, KnownState::from(change))
+        })
+        .collect();
+    let each: Vec<task_state::Report<'_>> = known.iter().map(|(id, k)| (*id, k)).collect();
+    match task_state::apply_all(
         app.store().as_ref(),
         &peer.scope,
         &peer.cluster,
-        task_id,
+        &each,
         peer.access_key_id.as_deref(),
         Some(&peer.instance_arn),
-        &known,
         now(),
     )
     .await
+    {
+        Ok(results) => results,
+        Err(error) => reports.iter().map(|_| Err(error.clone())).collect(),
+    }
 }
 
 /// After a restart no agent is connected yet: clears every instance's
@@ -373,4 +439,54 @@ pub async fn reset_connections(store: &dyn Store) -> Result<(), ApiError> {
         tracing::info!(%region, count, "marked agents disconnected until they reconnect");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(
+        id: &str,
+        task: &str,
+        status: berth_proto::TaskStatus,
+    ) -> berth_proto::TaskStateChange {
+        berth_proto::TaskStateChange {
+            message_id: id.to_string(),
+            cluster: "c".to_string(),
+            task_arn: task.to_string(),
+            status,
+            reason: None,
+            stop_code: None,
+            containers: Vec::new(),
+            health_status: None,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            execution_stopped_at: None,
+        }
+    }
+
+    #[test]
+    fn a_burst_keeps_each_tasks_newest_report_and_every_message_id() {
+        use berth_proto::TaskStatus::{Pending, Running};
+        let mut reports = Reports::default();
+        reports.add(report("1", "t1", Pending));
+        reports.add(report("2", "t2", Pending));
+        reports.add(report("3", "t1", Running));
+        let newest = reports.newest();
+        let seen: Vec<(&str, berth_proto::TaskStatus, Vec<&str>)> = newest
+            .iter()
+            .map(|(change, ids)| {
+                (
+                    change.task_arn.as_str(),
+                    change.status,
+                    ids.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![("t1", Running, vec!["1", "3"]), ("t2", Pending, vec!["2"])]
+        );
+    }
 }
