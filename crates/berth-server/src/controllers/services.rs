@@ -10,12 +10,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_model::ApiResult;
 use berth_model::arn::Scope;
 use berth_model::service::{
     DeploymentRolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus,
 };
 use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
-use berth_model::{ApiError, ApiResult};
 use berth_sched::InstanceView;
 use berth_store::{ChangeBatch, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
@@ -314,31 +314,25 @@ async fn reconcile(
         let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
 
 
-        // The service's tasks, as the planner sees them: their heads from the index
-        // where it decoded the version this snapshot has, else decoded here.
-        let mut heads: Vec<(&str, i64, Arc<TaskHead>)> = Vec::with_capacity(indexed.len());
-        for (task_key, task) in indexed {
-            let Some(kv) = snapshot.get(task_key) else { continue };
-            let head = if kv.mod_revision == task.mod_revision {
-                Arc::clone(&task.head)
-            } else {
-                Arc::new(TaskHead::decode(kv).ok_or_else(|| ApiError::server(format!("The record {task_key} is corrupt.")))?)
-            };
-            if head.service() == Some(id.name.as_str()) {
-                heads.push((task_key.as_str(), kv.mod_revision, head));
-            }
-        }
+        // The service's tasks, as the planner sees them: their heads as the index
+        // holds them. The index is at this snapshot's revision or later (so it holds
+        // every task the snapshot does, the ones this controller started included)
+        // and is one consistent state; a task the plan changes is read from the
+        // snapshot and written only if it is still at that revision, so a head newer
+        // than the snapshot makes the write fail and the pass retry, never overwrite.
+        let heads: Vec<(&str, &Arc<TaskHead>)> = indexed
+            .iter()
+            .filter(|(_, task)| task.head.service() == Some(id.name.as_str()))
+            .map(|(task_key, task)| (task_key.as_str(), &task.head))
+            .collect();
+        let by_id = InstancesById::new(&instance_list, heads.len());
         let mut tasks = Vec::with_capacity(heads.len());
-        for (_, _, record) in &heads {
+        for (_, record) in &heads {
             let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = instance_id.and_then(|instance| find_instance(&instance_list, instance));
-            let zone = instance.and_then(|i| {
-                i.record.instance.attributes.iter().flatten().find(|a| a.name == "ecs.availability-zone").and_then(|a| a.value.clone())
-            });
-            let available = instance.and_then(|i| {
-                i.record.instance.remaining_resources.iter().flatten().find(|r| r.name.as_deref() == Some("MEMORY")).map(|r| r.amount())
-            });
-            let instance_draining = instance.is_some_and(|i| i.record.instance.status.as_deref() == Some(DRAINING));
+            let instance = instance_id.and_then(|instance| by_id.get(instance)).map(|i| &i.view);
+            let zone = instance.and_then(|view| view.attributes.get(ZONE_ATTRIBUTE).cloned().flatten());
+            let available = instance.map(|view| view.remaining.memory);
+            let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
             tasks.push(ServiceTask {
                 task_arn: record.task_arn.clone().unwrap_or_default(),
                 deployment_id: record.started_by.clone().unwrap_or_default(),
@@ -401,7 +395,7 @@ async fn reconcile(
         // Stops, and stopped tasks now counted.
         let stops: HashMap<&str, &plan::Stop> = outcome.stop.iter().map(|s| (s.task_arn.as_str(), s)).collect();
         let accounted_arns: BTreeSet<&str> = outcome.accounted.iter().map(String::as_str).collect();
-        for (task_key, revision, head) in &heads {
+        for (task_key, head) in &heads {
             let arn = head.task_arn.as_deref().unwrap_or_default();
             let stop = stops.get(arn);
             let accounted = accounted_arns.contains(arn);
@@ -409,6 +403,7 @@ async fn reconcile(
                 continue;
             }
             let Some(kv) = snapshot.get(task_key) else { continue };
+            let revision = &kv.mod_revision;
             let mut task: TaskRecord = state::decode_record(kv)?;
             if let Some(stop) = stop
                 && task.desired_status() != Some(TaskStatus::Stopped)
@@ -528,7 +523,7 @@ async fn reconcile(
         record.service.pending_count = Some(i32::try_from(outcome.pending_count).unwrap_or(i32::MAX));
         record.scheduler = std::mem::take(&mut outcome.state);
         let draining = record.service.status.as_deref() == Some(ServiceStatus::Draining.as_str());
-        if draining && heads.iter().all(|(_, _, t)| t.last_status.as_deref() == Some(TaskStatus::Stopped.as_str())) && outcome.start.is_empty() {
+        if draining && heads.iter().all(|(_, t)| t.last_status.as_deref() == Some(TaskStatus::Stopped.as_str())) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
         // Unchanged if it encodes to the bytes stored (records are written by this
@@ -546,16 +541,43 @@ async fn reconcile(
 
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
+/// The attribute naming an instance's availability zone.
+const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
-/// The instance with this id, in a cluster's instances (in key order, so by id).
-fn find_instance<'a>(
-    instances: &'a [Arc<CachedInstance>],
-    id: &str,
-) -> Option<&'a Arc<CachedInstance>> {
-    let at = instances
-        .binary_search_by(|cached| cached.id().cmp(id))
-        .ok()?;
-    instances.get(at)
+/// A cluster's instances (in key order, so by id), found by id: a map when a pass
+/// looks up many tasks' instances (building it costs one step per instance, a
+/// binary search over thousands of ids costs a dozen string comparisons each), else
+/// binary search.
+enum InstancesById<'a> {
+    Map(HashMap<&'a str, &'a Arc<CachedInstance>>),
+    Sorted(&'a [Arc<CachedInstance>]),
+}
+
+impl<'a> InstancesById<'a> {
+    fn new(instances: &'a [Arc<CachedInstance>], lookups: usize) -> Self {
+        if lookups >= instances.len() / 8 {
+            InstancesById::Map(
+                instances
+                    .iter()
+                    .map(|cached| (cached.id(), cached))
+                    .collect(),
+            )
+        } else {
+            InstancesById::Sorted(instances)
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<&'a Arc<CachedInstance>> {
+        match self {
+            InstancesById::Map(map) => map.get(id).copied(),
+            InstancesById::Sorted(instances) => {
+                let at = instances
+                    .binary_search_by(|cached| cached.id().cmp(id))
+                    .ok()?;
+                instances.get(at)
+            }
+        }
+    }
 }
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
@@ -643,5 +665,45 @@ fn event(now: f64, message: String) -> ServiceEvent {
         id: Some(uuid::Uuid::new_v4().to_string()),
         created_at: Some(now),
         message: Some(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: &str) -> Result<Arc<CachedInstance>, serde_json::Error> {
+        let record: crate::state::records::InstanceRecord =
+            serde_json::from_value(serde_json::json!({
+                "containerInstanceArn": format!("arn:aws:ecs:r:1:container-instance/c/{id}"),
+                "status": "ACTIVE",
+            }))?;
+        Ok(Arc::new(CachedInstance::new(
+            format!("/r/instance/c/{id}"),
+            1,
+            record,
+        )))
+    }
+
+    #[test]
+    fn instances_are_found_by_id_with_a_map_or_by_binary_search()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let instances = ["a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8", "i9"]
+            .into_iter()
+            .map(instance)
+            .collect::<Result<Vec<_>, _>>()?;
+        let map = InstancesById::new(&instances, instances.len());
+        let sorted = InstancesById::new(&instances, 0);
+        assert!(matches!(map, InstancesById::Map(_)));
+        assert!(matches!(sorted, InstancesById::Sorted(_)));
+        for by_id in [&map, &sorted] {
+            for cached in &instances {
+                let found = by_id.get(cached.id()).map(|c| c.id());
+                assert_eq!(found, Some(cached.id()));
+            }
+            assert!(by_id.get("zz").is_none());
+            assert!(by_id.get("").is_none());
+        }
+        Ok(())
     }
 }
