@@ -107,6 +107,17 @@ async fn all_instances(client: &Client) -> TestResult<Vec<ContainerInstance>> {
     Ok(instances)
 }
 
+/// The service, as DescribeServices gives it.
+async fn describe_service(client: &Client) -> TestResult<aws_sdk_ecs::types::Service> {
+    let out = client
+        .describe_services()
+        .cluster(CLUSTER)
+        .services(SERVICE)
+        .send()
+        .await?;
+    out.services().first().cloned().req("the service")
+}
+
 /// Every task ARN ListTasks gives for one filter, every page.
 async fn list_tasks(
     client: &Client,
@@ -419,16 +430,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         move || {
             let client = client.clone();
             async move {
-                let service = client
-                    .describe_services()
-                    .cluster(CLUSTER)
-                    .services(SERVICE)
-                    .send()
-                    .await?
-                    .services()
-                    .first()
-                    .cloned()
-                    .req("the service")?;
+                let service = describe_service(&client).await?;
                 // The PRIMARY deployment completed, and no other still ACTIVE.
                 let primary_done = service.deployments().iter().any(|d| {
                     d.status() == Some("PRIMARY")
@@ -513,16 +515,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                 "{} live tasks, more than {MAX_PERCENT}% of {DESIRED}",
                 live.len()
             );
-            let service = client
-                .describe_services()
-                .cluster(CLUSTER)
-                .services(SERVICE)
-                .send()
-                .await?
-                .services()
-                .first()
-                .cloned()
-                .req("the service")?;
+            let service = describe_service(&client).await?;
             let serving = usize::try_from(service.running_count())?;
             assert!(
                 serving >= min_healthy,
