@@ -151,10 +151,12 @@ pub struct ServiceIndex {
     revision: i64,
     /// Service key -> the service, for those not INACTIVE.
     services: HashMap<String, ServiceId>,
-    /// (region, cluster, service name) -> its tasks, by key.
-    tasks: HashMap<Owner, BTreeMap<String, IndexedTask>>,
+    /// (region, cluster, service name) -> its tasks, by key. A task's key and its
+    /// owner are shared (`Arc`) between this map and `owners`, so a million tasks
+    /// hold one copy of each key and one owner per service.
+    tasks: HashMap<Arc<Owner>, BTreeMap<Arc<str>, IndexedTask>>,
     /// Task key -> its service, to move or drop it when it changes.
-    owners: HashMap<String, Owner>,
+    owners: HashMap<Arc<str>, Arc<Owner>>,
     /// Instance key -> its status and connection, to tell which changes matter.
     instances: HashMap<String, InstanceHead>,
 }
@@ -198,13 +200,18 @@ impl ServiceIndex {
     }
 
     /// The service's tasks that still matter to it, by key.
-    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> Vec<(String, IndexedTask)> {
+    pub fn tasks_of(
+        &self,
+        region: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Vec<(Arc<str>, IndexedTask)> {
         self.tasks
             .get(&(region.to_string(), cluster.to_string(), name.to_string()))
             .map(|tasks| {
                 tasks
                     .iter()
-                    .map(|(key, task)| (key.clone(), task.clone()))
+                    .map(|(key, task)| (Arc::clone(key), task.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -259,14 +266,22 @@ impl ServiceIndex {
                         head: Arc::new(head),
                     };
                     dirty.service(&owner.0, &owner.1, &owner.2);
-                    if self.owners.get(&kv.key) != Some(&owner) {
-                        self.remove(&kv.key, dirty);
-                        self.owners.insert(kv.key.clone(), owner.clone());
+                    let key = match self.owners.get_key_value(kv.key.as_str()) {
+                        Some((key, known)) if **known == owner => Arc::clone(key),
+                        _ => {
+                            self.remove(&kv.key, dirty);
+                            let key: Arc<str> = Arc::from(kv.key.as_str());
+                            let owner = match self.tasks.get_key_value(&owner) {
+                                Some((shared, _)) => Arc::clone(shared),
+                                None => Arc::new(owner),
+                            };
+                            self.owners.insert(Arc::clone(&key), owner);
+                            key
+                        }
+                    };
+                    if let Some(owner) = self.owners.get(&key).cloned() {
+                        self.tasks.entry(owner).or_default().insert(key, task);
                     }
-                    self.tasks
-                        .entry(owner)
-                        .or_default()
-                        .insert(kv.key.clone(), task);
                 } else {
                     self.remove(&kv.key, dirty);
                 }
@@ -339,7 +354,7 @@ mod tests {
             index
                 .tasks_of("r", "c", "web")
                 .into_iter()
-                .map(|(key, _)| key)
+                .map(|(key, _)| key.to_string())
                 .collect()
         };
         assert_eq!(keys(&index), vec![key.to_string()]);
@@ -401,7 +416,7 @@ mod tests {
         let tasks = index.tasks_of("r", "c", "web");
         assert_eq!(tasks.len(), 1);
         let (found, indexed) = &tasks[0];
-        assert_eq!(found, key);
+        assert_eq!(&**found, key);
         assert_eq!(indexed.mod_revision, 2);
         let head = &indexed.head;
         assert_eq!(head.last_status.as_deref(), Some("RUNNING"));
@@ -409,6 +424,26 @@ mod tests {
         assert_eq!(head.health_status, Some(HealthStatus::Healthy));
         assert_eq!(head.started_at, Some(1700000000.5));
         assert_eq!(head.service(), Some("web"));
+
+        // A second task of the service shares its owner; each key is held once.
+        let other = "/r/task/c/t2";
+        index.apply_for_test(&batch(5, vec![Change::Put(kv(other, task("RUNNING"), 5))]));
+        let (Some(first), Some(second)) = (index.owners.get(key), index.owners.get(other)) else {
+            panic!("both tasks have an owner");
+        };
+        assert!(Arc::ptr_eq(first, second));
+        for (task_key, _) in index.tasks_of("r", "c", "web") {
+            let Some((owned, _)) = index.owners.get_key_value(&*task_key) else {
+                panic!("{task_key} has an owner");
+            };
+            assert!(Arc::ptr_eq(owned, &task_key));
+        }
+        index.apply_for_test(&batch(
+            6,
+            vec![Change::Delete {
+                key: other.to_string(),
+            }],
+        ));
 
         // Moved to another group (not a service's), then deleted: gone everywhere.
         index.apply_for_test(&batch(

@@ -298,7 +298,7 @@ async fn reconcile(
     account: &str,
     grace: Duration,
     id: &ServiceId,
-    indexed: &[(String, IndexedTask)],
+    indexed: &[(Arc<str>, IndexedTask)],
 ) -> ApiResult<()> {
     let scope = Scope::new(id.region.clone(), account.to_string());
     let principal = scope.account_root_arn();
@@ -323,7 +323,7 @@ async fn reconcile(
         let heads: Vec<(&str, &Arc<TaskHead>)> = indexed
             .iter()
             .filter(|(_, task)| task.head.service() == Some(id.name.as_str()))
-            .map(|(task_key, task)| (task_key.as_str(), &task.head))
+            .map(|(task_key, task)| (&**task_key, &task.head))
             .collect();
         let by_id = InstancesById::new(&instance_list, heads.len());
         let mut tasks = Vec::with_capacity(heads.len());
