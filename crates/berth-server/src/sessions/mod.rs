@@ -284,10 +284,18 @@ async fn serve(
                 deadline = tokio::time::Instant::now() + timeout;
                 // This frame and every one already waiting: an agent sends a report
                 // per state change, often several of one task back to back.
+                // The burst stops at the first frame that ends the session.
+                let ends = |frame: &Option<Result<Message, axum::Error>>| {
+                    !matches!(frame, Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Binary(_))))
+                };
+                let mut ended_here = ends(&frame);
                 let mut frames = vec![frame];
-                while frames.len() < MAX_BURST {
+                while !ended_here && frames.len() < MAX_BURST {
                     match socket.next().now_or_never() {
-                        Some(frame) => frames.push(frame),
+                        Some(frame) => {
+                            ended_here = ends(&frame);
+                            frames.push(frame);
+                        }
                         None => break,
                     }
                 }
