@@ -26,7 +26,10 @@ use common::docker::{
     CLUSTER, HELLO, POLL, Stack, TEST_IMAGE, container_of, docker, http_get, runtime_name, task_id,
     wait_stopped,
 };
-use common::{Require, TaskFilter, TestResult, describe_task_arns, list_task_arns, service_error};
+use common::{
+    Require, TaskFilter, TestResult, describe_service, describe_task_arns, list_task_arns,
+    service_error,
+};
 
 /// The task count of the services under test.
 const DESIRED: usize = 3;
@@ -171,19 +174,6 @@ async fn update_task_definition(
     out.service().cloned().req("the updated service")
 }
 
-async fn describe_service(client: &Client, name: &str) -> TestResult<Service> {
-    let out = client
-        .describe_services()
-        .cluster(CLUSTER)
-        .services(name)
-        .send()
-        .await?;
-    if !out.failures().is_empty() {
-        return Err(format!("DescribeServices failed: {:?}", out.failures()).into());
-    }
-    out.services().first().cloned().req("the described service")
-}
-
 fn primary_of(service: &Service) -> Option<&Deployment> {
     service
         .deployments()
@@ -259,7 +249,7 @@ struct Sample {
 
 async fn sample(client: &Client, name: &str) -> TestResult<Sample> {
     let tasks = service_tasks(client, name).await?;
-    let service = describe_service(client, name).await?;
+    let service = describe_service(client, CLUSTER, name).await?;
     Ok(Sample { service, tasks })
 }
 
@@ -975,7 +965,7 @@ async fn scaling_out_and_in_then_deleting_the_service() -> TestResult {
             .await,
     )?;
     refused.assert_code(&["InvalidParameterException"]);
-    let still = describe_service(&client, "web").await?;
+    let still = describe_service(&client, CLUSTER, "web").await?;
     assert_eq!(still.status(), Some("ACTIVE"));
     assert_eq!(still.desired_count(), 1);
 
@@ -1014,7 +1004,7 @@ async fn scaling_out_and_in_then_deleting_the_service() -> TestResult {
     );
     let listed = client.list_services().cluster(CLUSTER).send().await?;
     assert!(!listed.service_arns().contains(&service_arn), "{listed:?}");
-    let described = describe_service(&client, "web").await?;
+    let described = describe_service(&client, CLUSTER, "web").await?;
     assert_eq!(described.status(), Some("INACTIVE"), "{described:#?}");
     assert_eq!(described.running_count(), 0);
     Ok(())
@@ -1127,7 +1117,7 @@ async fn a_rolling_update_completes_after_the_control_plane_is_killed() -> TestR
         Ok(task_arns(new))
     })
     .await?;
-    let mid = describe_service(&client, "web").await?;
+    let mid = describe_service(&client, CLUSTER, "web").await?;
     assert_eq!(
         mid.deployments()
             .iter()

@@ -28,7 +28,7 @@ use aws_sdk_ecs::types::{
 use berth_agent::sim::{SimConfig, Simulation};
 use common::{
     ACCESS_KEY_ID, BerthServer, Require, SECRET_ACCESS_KEY, TaskFilter, TestResult,
-    describe_task_arns, list_task_arns,
+    describe_service, describe_task_arns, list_task_arns,
 };
 
 const CLUSTER: &str = "sim";
@@ -105,17 +105,6 @@ async fn all_instances(client: &Client) -> TestResult<Vec<ContainerInstance>> {
         instances.extend(out.container_instances().iter().cloned());
     }
     Ok(instances)
-}
-
-/// The service, as DescribeServices gives it.
-async fn describe_service(client: &Client) -> TestResult<aws_sdk_ecs::types::Service> {
-    let out = client
-        .describe_services()
-        .cluster(CLUSTER)
-        .services(SERVICE)
-        .send()
-        .await?;
-    out.services().first().cloned().req("the service")
 }
 
 /// Every task ARN ListTasks gives for one filter, every page.
@@ -430,7 +419,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
         move || {
             let client = client.clone();
             async move {
-                let service = describe_service(&client).await?;
+                let service = describe_service(&client, CLUSTER, SERVICE).await?;
                 // The PRIMARY deployment completed, and no other still ACTIVE.
                 let primary_done = service.deployments().iter().any(|d| {
                     d.status() == Some("PRIMARY")
@@ -515,7 +504,7 @@ async fn a_thousand_simulated_instances_run_a_service_a_rolling_update_and_run_t
                 "{} live tasks, more than {MAX_PERCENT}% of {DESIRED}",
                 live.len()
             );
-            let service = describe_service(&client).await?;
+            let service = describe_service(&client, CLUSTER, SERVICE).await?;
             let serving = usize::try_from(service.running_count())?;
             assert!(
                 serving >= min_healthy,

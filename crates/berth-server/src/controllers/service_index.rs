@@ -266,8 +266,10 @@ impl ServiceIndex {
                         head: Arc::new(head),
                     };
                     dirty.service(&owner.0, &owner.1, &owner.2);
-                    let key = match self.owners.get_key_value(kv.key.as_str()) {
-                        Some((key, known)) if **known == owner => Arc::clone(key),
+                    let (key, owner) = match self.owners.get_key_value(kv.key.as_str()) {
+                        Some((key, known)) if **known == owner => {
+                            (Arc::clone(key), Arc::clone(known))
+                        }
                         _ => {
                             self.remove(&kv.key, dirty);
                             let key: Arc<str> = Arc::from(kv.key.as_str());
@@ -275,13 +277,11 @@ impl ServiceIndex {
                                 Some((shared, _)) => Arc::clone(shared),
                                 None => Arc::new(owner),
                             };
-                            self.owners.insert(Arc::clone(&key), owner);
-                            key
+                            self.owners.insert(Arc::clone(&key), Arc::clone(&owner));
+                            (key, owner)
                         }
                     };
-                    if let Some(owner) = self.owners.get(&key).cloned() {
-                        self.tasks.entry(owner).or_default().insert(key, task);
-                    }
+                    self.tasks.entry(owner).or_default().insert(key, task);
                 } else {
                     self.remove(&kv.key, dirty);
                 }

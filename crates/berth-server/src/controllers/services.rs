@@ -313,7 +313,6 @@ async fn reconcile(
         let now = ctx.now;
         let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
 
-
         // The service's tasks, as the planner sees them: their heads as the index
         // holds them. The index is at this snapshot's revision or later (so it holds
         // every task the snapshot does, the ones this controller started included)
@@ -403,7 +402,6 @@ async fn reconcile(
                 continue;
             }
             let Some(kv) = snapshot.get(task_key) else { continue };
-            let revision = &kv.mod_revision;
             let mut task: TaskRecord = state::decode_record(kv)?;
             if let Some(stop) = stop
                 && task.desired_status() != Some(TaskStatus::Stopped)
@@ -417,7 +415,7 @@ async fn reconcile(
             if accounted {
                 task.accounted = true;
             }
-            txn = txn.when(Compare::unchanged(*task_key, *revision)).put(*task_key, state::encode_record(&task)?);
+            txn = txn.when(Compare::unchanged(*task_key, kv.mod_revision)).put(*task_key, state::encode_record(&task)?);
             wrote_tasks = true;
         }
         // Deployments as planned; a rollback makes the old task definition current.
@@ -443,6 +441,8 @@ async fn reconcile(
         let mut candidates = candidates_of(&instance_list);
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
+            // This pass starts at most MAX_STARTS_PER_PASS; the next pass the rest.
+            let wanted = start.count.min(MAX_STARTS_PER_PASS);
             let Some(deployment) = outcome.deployments.iter().find(|d| d.id == start.deployment_id) else { continue };
             let Some((definition_key, definition_kv, definition)) =
                 definition_record(snapshot, &id.region, &deployment.task_definition_arn)?
@@ -469,7 +469,7 @@ async fn reconcile(
                 strategies: record.service.placement_strategy.as_deref().unwrap_or_default(),
             };
             let (placed, failures) = if start.instances.is_empty() {
-                let count = i32::try_from(start.count.min(MAX_STARTS_PER_PASS)).unwrap_or(i32::MAX);
+                let count = i32::try_from(wanted).unwrap_or(i32::MAX);
                 place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
             } else {
                 // A daemon's task goes to its own instance, or nowhere.
@@ -492,7 +492,7 @@ async fn reconcile(
                 // The definition must still be there when the tasks are written.
                 txn = txn.when(Compare::unchanged(&definition_key, definition_kv.mod_revision));
             }
-            if placed.len() < start.count.min(MAX_STARTS_PER_PASS) as usize && (start.instances.is_empty() || !failures.is_empty()) {
+            if placed.len() < wanted as usize && (start.instances.is_empty() || !failures.is_empty()) {
                 let reason = match failures.first() {
                     Some(failure) => format!(
                         "The closest matching container-instance {} is missing a required resource: {}.",

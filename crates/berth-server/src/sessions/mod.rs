@@ -286,7 +286,7 @@ async fn serve(
                 // per state change, often several of one task back to back.
                 // The burst stops at the first frame that ends the session.
                 let ends = |frame: &Option<Result<Message, axum::Error>>| {
-                    !matches!(frame, Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Binary(_))))
+                    matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_))))
                 };
                 let mut ended_here = ends(&frame);
                 let mut frames = vec![frame];

@@ -785,6 +785,24 @@ pub async fn list_task_arns(
     }
 }
 
+/// DescribeServices of one service in `cluster`; a failure is an error.
+pub async fn describe_service(
+    client: &Client,
+    cluster: &str,
+    name: &str,
+) -> TestResult<aws_sdk_ecs::types::Service> {
+    let out = client
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await?;
+    if !out.failures().is_empty() {
+        return Err(format!("DescribeServices failed: {:?}", out.failures()).into());
+    }
+    out.services().first().cloned().req("the described service")
+}
+
 /// DescribeTasks of `arns` in `cluster`, 100 at a time; any failure is an error.
 pub async fn describe_task_arns(
     client: &Client,
