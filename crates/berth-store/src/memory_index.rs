@@ -63,6 +63,18 @@ impl Snapshot {
         self.range(prefix, None, None)
     }
 
+    /// Every entry under `prefix`, ascending, as the shared allocation the snapshot
+    /// holds: an entry that is the same allocation as one seen in another snapshot
+    /// (`Arc::ptr_eq`) is the same key at the same revision, found without comparing
+    /// keys. A holder of such an `Arc` keeps the entry alive, so its address is not
+    /// reused while it is held.
+    pub fn iter_prefix_shared<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a Arc<KeyValue>> + 'a {
+        self.range_shared(prefix, None, None)
+    }
+
     /// How many keys start with `prefix`. Walks them: O(count).
     pub fn count_prefix(&self, prefix: &str) -> usize {
         self.range(prefix, None, None).count()
@@ -104,6 +116,15 @@ impl Snapshot {
         after: Option<&str>,
         before: Option<&str>,
     ) -> impl DoubleEndedIterator<Item = &'a KeyValue> + 'a {
+        self.range_shared(prefix, after, before).map(|kv| &**kv)
+    }
+
+    fn range_shared<'a>(
+        &'a self,
+        prefix: &str,
+        after: Option<&str>,
+        before: Option<&str>,
+    ) -> impl DoubleEndedIterator<Item = &'a Arc<KeyValue>> + 'a {
         let end = prefix_end(prefix);
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
@@ -127,7 +148,7 @@ impl Snapshot {
             .then(|| self.index.map.range::<_, str>((lower, upper)))
             .into_iter()
             .flatten()
-            .map(|(_, kv)| &**kv)
+            .map(|(_, kv)| kv)
     }
 }
 

@@ -152,8 +152,9 @@ impl Launch<'_> {
 pub(crate) struct Candidate {
     /// The record as the snapshot has it.
     pub read: Arc<CachedInstance>,
-    /// The record with this decision's reservations, once it took a task.
-    pub changed: Option<InstanceRecord>,
+    /// The record with this decision's reservations, once it took a task (boxed:
+    /// most candidates take nothing, and a decision holds thousands of them).
+    pub changed: Option<Box<InstanceRecord>>,
 }
 
 impl Candidate {
@@ -182,7 +183,7 @@ impl Candidate {
             .unwrap_or_default()
     }
     pub fn record(&self) -> &InstanceRecord {
-        self.changed.as_ref().unwrap_or(&self.read.record)
+        self.changed.as_deref().unwrap_or(&self.read.record)
     }
     /// How placement sees the instance now (with this decision's reservations):
     /// the cached view, unless this decision already took resources from it.
@@ -213,7 +214,7 @@ fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'sta
     let left = remaining(left, std::slice::from_ref(need));
     let record = candidate
         .changed
-        .get_or_insert_with(|| candidate.read.record.clone());
+        .get_or_insert_with(|| Box::new(candidate.read.record.clone()));
     record.instance.remaining_resources = Some(left);
     record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
     Ok(())
@@ -355,20 +356,25 @@ pub(crate) fn placeable_instances(
     region: &str,
     cluster: &str,
 ) -> ApiResult<Vec<Candidate>> {
-    Ok(candidates_of(&shared.instances.instances(
-        snapshot,
-        &keys::container_instances(region, cluster),
-    )?))
+    Ok(candidates_of(
+        shared
+            .instances
+            .instances(snapshot, &keys::container_instances(region, cluster))?
+            .list(),
+    ))
 }
 
 /// Of the cluster's instances, those that can take tasks now (ACTIVE, agent
 /// connected), as candidates.
 pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate> {
-    instances
-        .iter()
-        .filter(|cached| placeable(&cached.record))
-        .map(|cached| Candidate::new(Arc::clone(cached)))
-        .collect()
+    let mut candidates = Vec::with_capacity(instances.len());
+    candidates.extend(
+        instances
+            .iter()
+            .filter(|cached| placeable(&cached.record))
+            .map(|cached| Candidate::new(Arc::clone(cached))),
+    );
+    candidates
 }
 
 /// Per candidate, in the candidates' order: the groups of its tasks not desired

@@ -324,11 +324,10 @@ async fn reconcile(
             .filter(|(_, task)| task.head.service() == Some(id.name.as_str()))
             .map(|(task_key, task)| (&**task_key, &task.head))
             .collect();
-        let by_id = InstancesById::new(&instance_list, heads.len());
         let mut tasks = Vec::with_capacity(heads.len());
         for (_, record) in &heads {
             let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = instance_id.and_then(|instance| by_id.get(instance)).map(|i| &i.view);
+            let instance = instance_id.and_then(|instance| instance_list.get(instance)).map(|i| &i.view);
             let zone = instance.and_then(|view| view.attributes.get(ZONE_ATTRIBUTE).cloned().flatten());
             let available = instance.map(|view| view.remaining.memory);
             let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
@@ -377,7 +376,7 @@ async fn reconcile(
                 None => None,
             };
             let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
-            let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.iter().map(|cached| (cached.id(), cached)).collect();
+            let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.list().iter().map(|cached| (cached.id(), cached)).collect();
             let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
             spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
                 u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
@@ -438,7 +437,7 @@ async fn reconcile(
         // Starts: place the planned tasks on the cluster's instances.
         let mut events: Vec<(EventKind, ServiceEvent)> =
             outcome.events.iter().map(|e| (e.kind, event(now, e.message.clone()))).collect();
-        let mut candidates = candidates_of(&instance_list);
+        let mut candidates = candidates_of(instance_list.list());
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
             // This pass starts at most MAX_STARTS_PER_PASS; the next pass the rest.
@@ -544,42 +543,6 @@ const DRAINING: &str = "DRAINING";
 /// The attribute naming an instance's availability zone.
 const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
-/// A cluster's instances (in key order, so by id), found by id: a map when a pass
-/// looks up many tasks' instances (building it costs one step per instance, a
-/// binary search over thousands of ids costs a dozen string comparisons each), else
-/// binary search.
-enum InstancesById<'a> {
-    Map(HashMap<&'a str, &'a Arc<CachedInstance>>),
-    Sorted(&'a [Arc<CachedInstance>]),
-}
-
-impl<'a> InstancesById<'a> {
-    fn new(instances: &'a [Arc<CachedInstance>], lookups: usize) -> Self {
-        if lookups >= instances.len() / 8 {
-            InstancesById::Map(
-                instances
-                    .iter()
-                    .map(|cached| (cached.id(), cached))
-                    .collect(),
-            )
-        } else {
-            InstancesById::Sorted(instances)
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<&'a Arc<CachedInstance>> {
-        match self {
-            InstancesById::Map(map) => map.get(id).copied(),
-            InstancesById::Sorted(instances) => {
-                let at = instances
-                    .binary_search_by(|cached| cached.id().cmp(id))
-                    .ok()?;
-                instances.get(at)
-            }
-        }
-    }
-}
-
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or
 /// already `holding` a task of the service, so that a short disconnection does not
@@ -665,45 +628,5 @@ fn event(now: f64, message: String) -> ServiceEvent {
         id: Some(uuid::Uuid::new_v4().to_string()),
         created_at: Some(now),
         message: Some(message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn instance(id: &str) -> Result<Arc<CachedInstance>, serde_json::Error> {
-        let record: crate::state::records::InstanceRecord =
-            serde_json::from_value(serde_json::json!({
-                "containerInstanceArn": format!("arn:aws:ecs:r:1:container-instance/c/{id}"),
-                "status": "ACTIVE",
-            }))?;
-        Ok(Arc::new(CachedInstance::new(
-            format!("/r/instance/c/{id}"),
-            1,
-            record,
-        )))
-    }
-
-    #[test]
-    fn instances_are_found_by_id_with_a_map_or_by_binary_search()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let instances = ["a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8", "i9"]
-            .into_iter()
-            .map(instance)
-            .collect::<Result<Vec<_>, _>>()?;
-        let map = InstancesById::new(&instances, instances.len());
-        let sorted = InstancesById::new(&instances, 0);
-        assert!(matches!(map, InstancesById::Map(_)));
-        assert!(matches!(sorted, InstancesById::Sorted(_)));
-        for by_id in [&map, &sorted] {
-            for cached in &instances {
-                let found = by_id.get(cached.id()).map(|c| c.id());
-                assert_eq!(found, Some(cached.id()));
-            }
-            assert!(by_id.get("zz").is_none());
-            assert!(by_id.get("").is_none());
-        }
-        Ok(())
     }
 }

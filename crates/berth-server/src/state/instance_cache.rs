@@ -29,6 +29,9 @@ pub struct CachedInstance {
     pub view: InstanceView,
     /// Where the id starts in the key.
     id_at: usize,
+    /// The snapshot entry this was decoded from, when it was: a later snapshot
+    /// holding the very same entry (same allocation) holds the same record.
+    source: Option<Arc<KeyValue>>,
 }
 
 impl CachedInstance {
@@ -41,6 +44,7 @@ impl CachedInstance {
             record,
             view,
             id_at,
+            source: None,
         }
     }
 
@@ -48,62 +52,139 @@ impl CachedInstance {
     pub fn id(&self) -> &str {
         self.key.get(self.id_at..).unwrap_or_default()
     }
+
+    /// Whether this was decoded from exactly this snapshot entry.
+    fn is_from(&self, kv: &Arc<KeyValue>) -> bool {
+        self.source
+            .as_ref()
+            .is_some_and(|source| Arc::ptr_eq(source, kv))
+    }
 }
 
-/// Per cluster prefix, the instances as last read, in key order.
+/// A cluster's instances as one snapshot has them, in key order (so by id), with
+/// each one's position by id.
+#[derive(Debug, Default)]
+pub struct ClusterInstances {
+    list: Vec<Arc<CachedInstance>>,
+    /// Id to position in `list`; shared by every version with the same keys (a
+    /// version differing only in records' values keeps it).
+    positions: Arc<HashMap<Box<str>, usize>>,
+}
+
+impl ClusterInstances {
+    /// Every instance, in key order.
+    pub fn list(&self) -> &[Arc<CachedInstance>] {
+        &self.list
+    }
+
+    /// The instance with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<CachedInstance>> {
+        self.list.get(*self.positions.get(id)?)
+    }
+
+    fn new(list: Vec<Arc<CachedInstance>>, same_keys_as: Option<&ClusterInstances>) -> Self {
+        let positions = match same_keys_as {
+            Some(old) => Arc::clone(&old.positions),
+            None => Arc::new(
+                list.iter()
+                    .enumerate()
+                    .map(|(at, cached)| (Box::from(cached.id()), at))
+                    .collect(),
+            ),
+        };
+        ClusterInstances { list, positions }
+    }
+}
+
+/// Per cluster prefix, the instances as last read.
 #[derive(Default)]
 pub struct InstanceCache {
-    clusters: Mutex<HashMap<String, Arc<Vec<Arc<CachedInstance>>>>>,
+    clusters: Mutex<HashMap<String, Arc<ClusterInstances>>>,
 }
 
 impl InstanceCache {
     /// Every instance record under `prefix` in `snapshot`, decoded (from the cache
     /// when it holds the same revision), in key order. The snapshot's keys and the
-    /// cache are both in key order, so they are walked side by side.
-    pub fn instances(
-        &self,
-        snapshot: &Snapshot,
-        prefix: &str,
-    ) -> ApiResult<Vec<Arc<CachedInstance>>> {
+    /// cache are both in key order, so they are walked side by side; an entry the
+    /// snapshot shares with the cached version (the same allocation: the same key at
+    /// the same revision) is recognised without comparing keys, and a walk that finds
+    /// nothing changed returns the cached version itself, allocating nothing.
+    pub fn instances(&self, snapshot: &Snapshot, prefix: &str) -> ApiResult<Arc<ClusterInstances>> {
         let cached = self.lock().get(prefix).cloned().unwrap_or_default();
-        let mut found = Vec::with_capacity(cached.len());
-        let mut old = cached.iter().peekable();
-        let mut changed = false;
-        for kv in snapshot.iter_prefix(prefix) {
-            while old.next_if(|e| e.key.as_str() < kv.key.as_str()).is_some() {
-                changed = true;
-            }
-            match old.next_if(|e| e.key == kv.key) {
-                Some(entry) if entry.mod_revision == kv.mod_revision => {
+        let old = cached.list();
+        // The entries found, once one differs from the cached version's.
+        let mut found: Option<Vec<Arc<CachedInstance>>> = None;
+        let mut keys_changed = false;
+        let mut at = 0;
+        for kv in snapshot.iter_prefix_shared(prefix) {
+            if let Some(entry) = old.get(at)
+                && entry.is_from(kv)
+            {
+                if let Some(found) = found.as_mut() {
                     found.push(Arc::clone(entry));
                 }
+                at += 1;
+                continue;
+            }
+            let found = found.get_or_insert_with(|| {
+                let mut list = Vec::with_capacity(old.len() + 1);
+                list.extend(old.iter().take(at).cloned());
+                list
+            });
+            while old
+                .get(at)
+                .is_some_and(|e| e.key.as_str() < kv.key.as_str())
+            {
+                at += 1;
+                keys_changed = true;
+            }
+            match old.get(at) {
+                Some(entry) if entry.key == kv.key => {
+                    at += 1;
+                    if entry.mod_revision == kv.mod_revision {
+                        found.push(Arc::clone(entry));
+                    } else {
+                        found.push(Arc::new(decode(kv)?));
+                    }
+                }
                 _ => {
+                    keys_changed = true;
                     found.push(Arc::new(decode(kv)?));
-                    changed = true;
                 }
             }
         }
-        if changed || old.next().is_some() {
-            let mut clusters = self.lock();
-            if found.is_empty() {
-                clusters.remove(prefix);
-            } else {
-                clusters.insert(prefix.to_string(), Arc::new(found.clone()));
-            }
+        if at < old.len() {
+            keys_changed = true;
+            found.get_or_insert_with(|| old.iter().take(at).cloned().collect());
         }
-        Ok(found)
+        let Some(found) = found else {
+            return Ok(cached);
+        };
+        let fresh = Arc::new(ClusterInstances::new(
+            found,
+            (!keys_changed).then_some(&*cached),
+        ));
+        let mut clusters = self.lock();
+        if fresh.list.is_empty() {
+            clusters.remove(prefix);
+        } else {
+            clusters.insert(prefix.to_string(), Arc::clone(&fresh));
+        }
+        Ok(fresh)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<Arc<CachedInstance>>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClusterInstances>>> {
         self.clusters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn decode(kv: &KeyValue) -> ApiResult<CachedInstance> {
+fn decode(kv: &Arc<KeyValue>) -> ApiResult<CachedInstance> {
     let record: InstanceRecord = super::decode_record(kv)?;
-    Ok(CachedInstance::new(kv.key.clone(), kv.mod_revision, record))
+    let mut cached = CachedInstance::new(kv.key.clone(), kv.mod_revision, record);
+    cached.source = Some(Arc::clone(kv));
+    Ok(cached)
 }
 
 #[cfg(test)]
@@ -134,36 +215,63 @@ mod tests {
             .commit(put("a", 1024)?.put(format!("{prefix}b"), record("b", 512)?))
             .await?;
         let cache = InstanceCache::default();
-        let first = cache.instances(&store.snapshot().await?, prefix)?;
+        let first_version = cache.instances(&store.snapshot().await?, prefix)?;
+        let first = first_version.list();
         assert_eq!(first.len(), 2);
         assert_eq!(first[0].view.remaining.cpu, 1024);
         let again = cache.instances(&store.snapshot().await?, prefix)?;
-        assert!(Arc::ptr_eq(&first[0], &again[0]) && Arc::ptr_eq(&first[1], &again[1]));
+        // Nothing changed: the very same version, found by identity.
+        assert!(Arc::ptr_eq(&first_version, &again));
+        assert_eq!(again.get("b").map(|e| e.view.remaining.cpu), Some(512));
+        assert!(again.get("c").is_none());
 
         // A changed record is decoded again; the others are kept.
         store.commit(put("b", 256)?).await?;
         let old = store.snapshot().await?;
-        let changed = cache.instances(&old, prefix)?;
+        let changed_version = cache.instances(&old, prefix)?;
+        let changed = changed_version.list();
         assert!(Arc::ptr_eq(&first[0], &changed[0]));
         assert_eq!(changed[1].view.remaining.cpu, 256);
+        // Same keys: the positions are shared, and still right.
+        assert!(Arc::ptr_eq(
+            &first_version.positions,
+            &changed_version.positions
+        ));
+        assert_eq!(
+            changed_version.get("b").map(|e| e.view.remaining.cpu),
+            Some(256)
+        );
 
         // A new instance between two others, and a deleted one.
         store.commit(put("aa", 64)?).await?;
         store
             .commit(Txn::new().delete(format!("{prefix}b")))
             .await?;
-        let now = cache.instances(&store.snapshot().await?, prefix)?;
+        let now_version = cache.instances(&store.snapshot().await?, prefix)?;
+        let now = now_version.list();
         let ids: Vec<&str> = now.iter().map(|e| e.id()).collect();
         assert_eq!(ids, vec!["a", "aa"]);
         assert!(Arc::ptr_eq(&first[0], &now[0]));
+        assert_eq!(now_version.get("aa").map(|e| e.id()), Some("aa"));
+        assert!(now_version.get("b").is_none());
 
         // An older snapshot still reads exactly its own records.
         let then = cache.instances(&old, prefix)?;
         let ids: Vec<(&str, i64)> = then
+            .list()
             .iter()
             .map(|e| (e.id(), e.view.remaining.cpu))
             .collect();
         assert_eq!(ids, vec![("a", 1024), ("b", 256)]);
+
+        // The last instance deleted, the others unchanged.
+        store
+            .commit(Txn::new().delete(format!("{prefix}aa")))
+            .await?;
+        let last = cache.instances(&store.snapshot().await?, prefix)?;
+        let ids: Vec<&str> = last.list().iter().map(|e| e.id()).collect();
+        assert_eq!(ids, vec!["a"]);
+        assert!(last.get("aa").is_none() && last.get("a").is_some());
         Ok(())
     }
 }
