@@ -16,6 +16,7 @@
 //! longest wait is 27 minutes, no longer 15): the constants below say so.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
@@ -185,16 +186,17 @@ pub struct Deployment {
 /// scheduler has taken them into account).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceTask {
-    pub task_arn: String,
+    /// Shared with the controller's index (a pass builds one per task of the service).
+    pub task_arn: Arc<str>,
     /// The deployment that started the task (ECS: the task's `startedBy`).
-    pub deployment_id: String,
+    pub deployment_id: Arc<str>,
     pub last_status: TaskStatus,
     pub desired_status: TaskStatus,
     pub health: HealthStatus,
-    pub instance_id: Option<String>,
+    pub instance_id: Option<Arc<str>>,
     /// The value of the spread attribute on the task's instance: its availability
     /// zone (`attribute:ecs.availability-zone`).
-    pub zone: Option<String>,
+    pub zone: Option<Arc<str>>,
     /// The binpack measure of the task's instance: the amount of the binpack
     /// resource (memory or CPU) the instance has available. `None` when the service
     /// does not binpack.
@@ -803,7 +805,7 @@ impl<'a> Round<'a> {
 
     fn is_primary_task(&self, task: &ServiceTask) -> bool {
         self.primary
-            .is_some_and(|p| self.deployments[p].id == task.deployment_id)
+            .is_some_and(|p| *self.deployments[p].id == *task.deployment_id)
     }
 
     fn wake(&mut self, at: Timestamp) {
@@ -827,7 +829,7 @@ impl<'a> Round<'a> {
         }
         let tasks = self.tasks;
         for task in tasks.iter().filter(|t| t.is_stopped() && !t.accounted) {
-            self.accounted.push(task.task_arn.clone());
+            self.accounted.push(task.task_arn.to_string());
             let Some(failure) = task.failure() else {
                 continue;
             };
@@ -994,7 +996,7 @@ impl<'a> Round<'a> {
             };
             live += 1;
             // A task on a DRAINING instance is replaced like an older deployment's.
-            let primary = task.deployment_id == primary_id && !task.instance_draining;
+            let primary = *task.deployment_id == *primary_id && !task.instance_draining;
             match condition {
                 Condition::Draining => draining += 1,
                 Condition::Healthy => {
@@ -1120,7 +1122,7 @@ impl<'a> Round<'a> {
         let in_flight = draining > 0
             || primary_starting > 0
             || self.tasks.iter().zip(&conditions).any(|(t, c)| {
-                (t.deployment_id != primary_id || t.instance_draining)
+                (*t.deployment_id != *primary_id || t.instance_draining)
                     && matches!(c, Some(Condition::Starting { .. }))
             });
         let idle = self.start == 0 && self.stop.is_empty();
@@ -1215,8 +1217,8 @@ impl<'a> Round<'a> {
             let list = on.get(instance.as_str()).cloned().unwrap_or_default();
             let (mut primaries, olds): (Vec<usize>, Vec<usize>) = list
                 .into_iter()
-                .partition(|&i| tasks[i].deployment_id == primary_id);
-            primaries.sort_by_key(|&i| (rank(i), tasks[i].task_arn.as_str()));
+                .partition(|&i| *tasks[i].deployment_id == *primary_id);
+            primaries.sort_by_key(|&i| (rank(i), &*tasks[i].task_arn));
             if let Some((&keep, extra)) = primaries.split_first() {
                 for &i in extra {
                     self.stop.push((i, cause(i)));
@@ -1257,7 +1259,7 @@ impl<'a> Round<'a> {
         }
         let min_healthy = Bounds::of(self.spec).min_healthy as usize;
         let mut budget = healthy.saturating_sub(min_healthy);
-        old_healthy.sort_by_key(|&i| tasks[i].task_arn.as_str());
+        old_healthy.sort_by_key(|&i| &*tasks[i].task_arn);
         for i in old_healthy {
             if budget == 0 {
                 break;
@@ -1294,7 +1296,7 @@ impl<'a> Round<'a> {
                 }
             };
             stops.push(Stop {
-                task_arn: task.task_arn.clone(),
+                task_arn: task.task_arn.to_string(),
                 cause,
                 reason,
             });
@@ -1320,9 +1322,7 @@ impl<'a> Round<'a> {
             {
                 continue;
             }
-            let entry = per_deployment
-                .entry(task.deployment_id.as_str())
-                .or_default();
+            let entry = per_deployment.entry(&*task.deployment_id).or_default();
             if task.last_status == TaskStatus::Running {
                 entry.0 += 1;
                 running_count += 1;
@@ -1333,9 +1333,7 @@ impl<'a> Round<'a> {
         }
         let mut live_per_deployment: HashMap<&str, usize> = HashMap::new();
         for task in self.tasks.iter().filter(|t| !t.is_stopped()) {
-            *live_per_deployment
-                .entry(task.deployment_id.as_str())
-                .or_default() += 1;
+            *live_per_deployment.entry(&*task.deployment_id).or_default() += 1;
         }
 
         let primary_in_progress = self
@@ -1460,7 +1458,7 @@ impl<'a> Spread<'a> {
                     .get(&task.instance_id.as_deref())
                     .copied()
                     .unwrap_or(0),
-                std::cmp::Reverse(task.task_arn.as_str()),
+                std::cmp::Reverse(&*task.task_arn),
             )
         };
         let at =

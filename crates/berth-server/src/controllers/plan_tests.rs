@@ -53,13 +53,13 @@ fn arn(id: &str) -> String {
 
 fn task(id: &str, deployment: &str, last: TaskStatus) -> ServiceTask {
     ServiceTask {
-        task_arn: arn(id),
-        deployment_id: deployment.to_string(),
+        task_arn: arn(id).into(),
+        deployment_id: deployment.into(),
         last_status: last,
         desired_status: TaskStatus::Running,
         health: HealthStatus::Unknown,
-        instance_id: Some("i-1".to_string()),
-        zone: Some("a".to_string()),
+        instance_id: Some("i-1".into()),
+        zone: Some("a".into()),
         instance_available: None,
         started_at: (last >= TaskStatus::Running).then_some(T0),
         stop_code: None,
@@ -73,8 +73,8 @@ fn running(id: &str, deployment: &str) -> ServiceTask {
 }
 
 fn in_zone(mut task: ServiceTask, zone: &str, instance: &str) -> ServiceTask {
-    task.zone = Some(zone.to_string());
-    task.instance_id = Some(instance.to_string());
+    task.zone = Some(zone.into());
+    task.instance_id = Some(instance.into());
     task
 }
 
@@ -153,8 +153,8 @@ impl Sim {
         self.next_task += 1;
         let zone = ["a", "b", "c"][(self.next_task % 3) as usize];
         let mut task = task(&format!("t{:03}", self.next_task), deployment, last);
-        task.zone = Some(zone.to_string());
-        task.instance_id = Some(format!("i-{zone}"));
+        task.zone = Some(zone.into());
+        task.instance_id = Some(format!("i-{zone}").into());
         task.started_at = (last == TaskStatus::Running).then_some(self.now);
         self.tasks.push(task);
     }
@@ -175,7 +175,7 @@ impl Sim {
             self.now,
         );
         for arn in &plan.accounted {
-            if let Some(task) = self.tasks.iter_mut().find(|t| &t.task_arn == arn) {
+            if let Some(task) = self.tasks.iter_mut().find(|t| *t.task_arn == **arn) {
                 task.accounted = true;
             }
         }
@@ -183,7 +183,7 @@ impl Sim {
             let task = self
                 .tasks
                 .iter_mut()
-                .find(|t| t.task_arn == stop.task_arn)
+                .find(|t| *t.task_arn == *stop.task_arn)
                 .unwrap_or_else(|| panic!("stop of an unknown task {}", stop.task_arn));
             assert_eq!(
                 task.desired_status,
@@ -268,7 +268,7 @@ impl Sim {
     fn crash_pending(&mut self, deployment: &str) -> usize {
         let mut crashed = 0;
         for task in &mut self.tasks {
-            if task.deployment_id == deployment && task.last_status == TaskStatus::Pending {
+            if *task.deployment_id == *deployment && task.last_status == TaskStatus::Pending {
                 task.last_status = TaskStatus::Stopped;
                 task.desired_status = TaskStatus::Stopped;
                 task.stop_code = Some(TaskStopCode::EssentialContainerExited);
@@ -310,7 +310,7 @@ impl Sim {
     fn live_of(&self, deployment: &str) -> usize {
         self.tasks
             .iter()
-            .filter(|t| t.deployment_id == deployment && t.last_status < TaskStatus::Stopped)
+            .filter(|t| *t.deployment_id == *deployment && t.last_status < TaskStatus::Stopped)
             .count()
     }
 
@@ -751,7 +751,7 @@ fn rolling_update_100_200_waits_for_health_before_stopping_old_tasks() {
     assert!(plan.stop.iter().all(|s| {
         sim.tasks
             .iter()
-            .any(|t| t.task_arn == s.task_arn && t.deployment_id == "ecs-svc/1")
+            .any(|t| *t.task_arn == *s.task_arn && &*t.deployment_id == "ecs-svc/1")
     }));
     // The old deployment is drained but stays ACTIVE until its tasks are STOPPED.
     assert_eq!(find(&plan, "ecs-svc/1").status, DeploymentStatus::Active);
@@ -811,7 +811,7 @@ fn rolling_update_100_150_goes_in_batches() {
 #[test]
 fn force_new_deployment_replaces_every_task_the_same_way() {
     let mut sim = Sim::steady(spec(3, 100, 200), false);
-    let old: Vec<String> = sim.tasks.iter().map(|t| t.task_arn.clone()).collect();
+    let old: Vec<String> = sim.tasks.iter().map(|t| t.task_arn.to_string()).collect();
     // Same task definition revision, new deployment.
     let id = sim.update_service(1, false);
     assert_eq!(
@@ -827,7 +827,7 @@ fn force_new_deployment_replaces_every_task_the_same_way() {
     assert_eq!(live.len(), 3);
     assert!(
         live.iter()
-            .all(|t| !old.contains(&t.task_arn) && t.deployment_id == id)
+            .all(|t| !old.iter().any(|o| **o == *t.task_arn) && *t.deployment_id == *id)
     );
 }
 
@@ -1140,7 +1140,7 @@ fn an_unhealthy_task_is_replaced_before_it_is_stopped() {
     sim.become_healthy();
     let plan = sim.step();
     assert_eq!(plan.stop.len(), 1);
-    assert_eq!(plan.stop[0].task_arn, sick);
+    assert_eq!(*plan.stop[0].task_arn, *sick);
     assert_eq!(plan.stop[0].cause, StopCause::FailedHealthChecks);
     assert_eq!(plan.stop[0].reason, "Task failed container health checks");
     assert_eq!(
@@ -1205,7 +1205,7 @@ fn crashing_new_tasks_trip_the_breaker_and_roll_back() {
         true,
     );
     let id = sim.update_service(2, true);
-    let old: Vec<String> = sim.tasks.iter().map(|t| t.task_arn.clone()).collect();
+    let old: Vec<String> = sim.tasks.iter().map(|t| t.task_arn.to_string()).collect();
     let mut tripped = None;
     for _ in 0..20 {
         let plan = sim.step();
@@ -1276,14 +1276,14 @@ fn crashing_new_tasks_trip_the_breaker_and_roll_back() {
 
     // The rollback converges on the old tasks, which never stopped.
     drive(&mut sim, "ecs-svc/1", 3, 6);
-    let live: Vec<&String> = sim
+    let live: Vec<&str> = sim
         .tasks
         .iter()
         .filter(|t| t.last_status < TaskStatus::Stopped)
-        .map(|t| &t.task_arn)
+        .map(|t| &*t.task_arn)
         .collect();
     assert_eq!(live.len(), 3);
-    assert!(live.iter().all(|arn| old.contains(arn)));
+    assert!(live.iter().all(|arn| old.iter().any(|o| o == arn)));
     assert_eq!(sim.deployment(&id).status, DeploymentStatus::Inactive);
     assert_eq!(sim.deployment(&id).rollout_state, RolloutState::Failed);
 }
@@ -2129,7 +2129,7 @@ proptest! {
                 t.health = HEALTHS[health];
                 t.started_at = started.then_some(if long_ago { T0 } else { now - 1.0 });
                 t.stop_code = STOP_CODES[code];
-                t.zone = (zone < 3).then(|| ["a", "b", "c"][zone as usize].to_string());
+                t.zone = (zone < 3).then(|| ["a", "b", "c"][zone as usize].into());
                 t.accounted = accounted;
                 t
             })
@@ -2175,7 +2175,7 @@ proptest! {
         let mut healthy_stops = 0;
         for stop in &plan.stop {
             prop_assert!(seen.insert(stop.task_arn.clone()), "stopped twice");
-            let task = tasks.iter().find(|t| t.task_arn == stop.task_arn);
+            let task = tasks.iter().find(|t| *t.task_arn == *stop.task_arn);
             prop_assert!(task.is_some());
             let task = task.unwrap_or_else(|| unreachable!());
             prop_assert!(task.last_status <= TaskStatus::Running && task.desired_status == TaskStatus::Running,
@@ -2199,14 +2199,14 @@ proptest! {
         }
 
         // Every stopped task not yet accounted is accounted now, and only those.
-        let expected: Vec<&String> = tasks.iter().filter(|t| t.last_status >= TaskStatus::Stopped && !t.accounted).map(|t| &t.task_arn).collect();
-        prop_assert_eq!(plan.accounted.iter().collect::<Vec<_>>(), expected);
+        let expected: Vec<&str> = tasks.iter().filter(|t| t.last_status >= TaskStatus::Stopped && !t.accounted).map(|t| &*t.task_arn).collect();
+        prop_assert_eq!(plan.accounted.iter().map(String::as_str).collect::<Vec<_>>(), expected);
 
         // The counts add up.
         prop_assert_eq!(plan.running_count, plan.deployments.iter().map(|d| d.running_count).sum::<u32>()
-            + tasks.iter().filter(|t| !ids[..ids.len() - 1].contains(&t.deployment_id)
+            + tasks.iter().filter(|t| !ids[..ids.len() - 1].iter().any(|i| **i == *t.deployment_id)
                 && t.last_status == TaskStatus::Running && t.desired_status == TaskStatus::Running
-                && !plan.stop.iter().any(|s| s.task_arn == t.task_arn)).count() as u32);
+                && !plan.stop.iter().any(|s| *s.task_arn == *t.task_arn)).count() as u32);
         // A steady plan does nothing.
         if plan.steady() {
             prop_assert!(plan.start.is_empty() && plan.stop.is_empty());
@@ -2228,7 +2228,7 @@ fn completed(id: &str, revision: u32) -> Deployment {
 }
 
 fn on(mut task: ServiceTask, instance: &str) -> ServiceTask {
-    task.instance_id = Some(instance.to_string());
+    task.instance_id = Some(instance.into());
     task
 }
 

@@ -40,11 +40,11 @@ type Owner = (String, String, String);
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskHead {
-    pub task_arn: Option<String>,
+    pub task_arn: Option<Arc<str>>,
     pub group: Option<String>,
     pub last_status: Option<String>,
     pub desired_status: Option<String>,
-    pub started_by: Option<String>,
+    pub started_by: Option<Arc<str>>,
     pub health_status: Option<HealthStatus>,
     pub container_instance_arn: Option<String>,
     pub started_at: Option<f64>,

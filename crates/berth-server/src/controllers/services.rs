@@ -327,8 +327,8 @@ async fn reconcile(
         let mut tasks = Vec::with_capacity(heads.len());
         for (_, record) in &heads {
             let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let instance = instance_id.and_then(|instance| instance_list.get(instance)).map(|i| &i.view);
-            let zone = instance.and_then(|view| view.attributes.get(ZONE_ATTRIBUTE).cloned().flatten());
+            let cached = instance_id.and_then(|instance| instance_list.get(instance));
+            let instance = cached.map(|cached| &cached.view);
             let available = instance.map(|view| view.remaining.memory);
             let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
             tasks.push(ServiceTask {
@@ -337,8 +337,8 @@ async fn reconcile(
                 last_status: task_status(record.last_status.as_deref()),
                 desired_status: task_status(record.desired_status.as_deref()),
                 health: record.health_status.unwrap_or(HealthStatus::Unknown),
-                instance_id: instance_id.map(str::to_string),
-                zone,
+                instance_id: cached.map(|c| Arc::clone(&c.shared_id)).or_else(|| instance_id.map(Arc::from)),
+                zone: cached.and_then(|c| c.zone.clone()),
                 instance_available: available,
                 started_at: record.started_at,
                 stop_code: record.stop_code,
@@ -540,8 +540,6 @@ async fn reconcile(
 
 /// The status of an instance being drained.
 const DRAINING: &str = "DRAINING";
-/// The attribute naming an instance's availability zone.
-const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or

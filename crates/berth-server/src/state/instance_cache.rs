@@ -19,6 +19,9 @@ use berth_store::{KeyValue, Snapshot};
 
 use super::records::InstanceRecord;
 
+/// The attribute naming an instance's availability zone.
+pub const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
+
 /// One instance record at one revision, decoded, with its placement view.
 #[derive(Debug)]
 pub struct CachedInstance {
@@ -27,6 +30,10 @@ pub struct CachedInstance {
     pub record: InstanceRecord,
     /// [`instance_view`](crate::api::tasks::instance_view) of the record.
     pub view: InstanceView,
+    /// The instance's id, shared by whatever refers to the instance by id.
+    pub shared_id: Arc<str>,
+    /// The instance's availability zone (its `ecs.availability-zone` attribute).
+    pub zone: Option<Arc<str>>,
     /// Where the id starts in the key.
     id_at: usize,
     /// The snapshot entry this was decoded from, when it was: a later snapshot
@@ -38,7 +45,14 @@ impl CachedInstance {
     pub fn new(key: String, mod_revision: i64, record: InstanceRecord) -> CachedInstance {
         let view = crate::api::tasks::instance_view(&record);
         let id_at = key.rfind('/').map_or(0, |at| at + 1);
+        let zone = view
+            .attributes
+            .get(ZONE_ATTRIBUTE)
+            .and_then(|value| value.as_deref())
+            .map(Arc::from);
         CachedInstance {
+            shared_id: Arc::from(key.get(id_at..).unwrap_or_default()),
+            zone,
             key,
             mod_revision,
             record,
