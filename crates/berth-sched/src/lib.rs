@@ -7,6 +7,8 @@
 //! - [`model`]: [`InstanceView`], what placement and queries read of an instance;
 //! - [`place`](mod@place): [`place()`], where the tasks of a request go, and why
 //!   not when they cannot;
+//! - [`sample`]: [`sample_random`], random placement by rejection sampling, for
+//!   requests with no constraint and no strategy but `random`;
 //! - [`eligible`]: which instances the `memberOf` constraints allow at all;
 //! - [`validate`]: the rules of placement constraints and strategies.
 
@@ -14,6 +16,7 @@ pub mod eligible;
 pub mod model;
 pub mod place;
 pub mod query;
+pub mod sample;
 pub mod validate;
 
 pub use eligible::satisfies_member_of;
@@ -23,4 +26,5 @@ pub use place::{
     PlacementResult, place,
 };
 pub use query::{Expression, QueryError, QueryTarget, filter};
+pub use sample::sample_random;
 pub use validate::{validate_constraints, validate_expression, validate_strategies};

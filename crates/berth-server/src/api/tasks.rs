@@ -534,6 +534,58 @@ impl Placeable for ForPlacement<'_> {
     }
 }
 
+/// Whether placement is random among every instance the task fits on: no
+/// constraint (the request's or the task definition's) and no strategy but
+/// `random`.
+fn only_random(launch: &Launch<'_>, rules: PlacementRules<'_>) -> bool {
+    rules.constraints.is_empty()
+        && launch
+            .effective
+            .placement_constraints
+            .as_ref()
+            .is_none_or(|c| c.is_empty())
+        && rules.strategies.iter().all(|s| {
+            s.strategy_type == Some(PlacementStrategyType::Random)
+                && s.field.as_deref().is_none_or(|f| f.trim().is_empty())
+        })
+}
+
+/// Draws in a row that find no room after which sampling leaves the rest of a
+/// request to the engine (see [`berth_sched::sample`]).
+const SAMPLING_MISSES: u32 = 64;
+
+/// Random placement by rejection sampling ([`berth_sched::sample_random`]): each
+/// task goes to an instance chosen uniformly among the candidates it fits on,
+/// taking its resources there. Returns how many tasks it placed (pushed onto
+/// `tasks`); the engine places the rest.
+fn place_by_sampling(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    launch: &Launch<'_>,
+    count: i32,
+    candidates: &mut [Candidate],
+    tasks: &mut Vec<TaskRecord>,
+) -> i32 {
+    let wanted = usize::try_from(count).unwrap_or(0);
+    let placed = berth_sched::sample_random(
+        candidates.len(),
+        wanted,
+        SAMPLING_MISSES,
+        rand::random(),
+        |at| {
+            candidates
+                .get_mut(at)
+                .is_some_and(|c| take(c, &launch.need).is_ok())
+        },
+    );
+    for &at in &placed {
+        if let Some(candidate) = candidates.get(at) {
+            tasks.push(launch.task(ctx, cluster, candidate.arn()));
+        }
+    }
+    i32::try_from(placed.len()).unwrap_or(i32::MAX)
+}
+
 /// The placement constraints and strategies of a RunTask or a service.
 #[derive(Clone, Copy)]
 pub(crate) struct PlacementRules<'a> {
@@ -554,6 +606,14 @@ pub(crate) fn place_tasks(
     candidates: &mut [Candidate],
     rules: PlacementRules<'_>,
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
+    let mut tasks = Vec::new();
+    let mut count = count;
+    if only_random(launch, rules) {
+        count -= place_by_sampling(ctx, cluster, launch, count, candidates, &mut tasks);
+        if count == 0 {
+            return Ok((tasks, Vec::new()));
+        }
+    }
     // The groups of the tasks on each instance (those not desired STOPPED), for
     // spread, distinctInstance and task:group expressions.
     let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
@@ -579,7 +639,6 @@ pub(crate) fn place_tasks(
         strategies: rules.strategies.to_vec(),
     };
     let result = berth_sched::place(&views, &request, rand::random())?;
-    let mut tasks = Vec::new();
     for index in result.placements {
         let Some(candidate) = candidates.get_mut(index) else {
             continue;
@@ -613,18 +672,34 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             "count must be between 1 and 10.",
         ));
     }
-    // Let the task view reach the store's revision, so the placement below can use it.
-    let revision = ctx
-        .store
-        .snapshot()
-        .await
-        .map_err(state::store_error)?
-        .revision();
-    let _ = ctx
-        .shared
-        .views
-        .caught_up(ctx.store, revision, |_| ())
-        .await;
+    // Placement reads the tasks on each instance only for constraints and spread
+    // strategies; for those, let the task view reach the store's revision first, so
+    // that the placement below can use it instead of scanning the cluster's tasks.
+    let snapshot = ctx.store.snapshot().await.map_err(state::store_error)?;
+    let reads_tasks = req
+        .placement_constraints
+        .as_ref()
+        .is_some_and(|c| !c.is_empty())
+        || req
+            .placement_strategy
+            .iter()
+            .flatten()
+            .any(|s| s.strategy_type == Some(PlacementStrategyType::Spread))
+        || runnable_definition(ctx, &snapshot, &req.task_definition).map_or(true, |(_, d)| {
+            d.value
+                .task_definition
+                .placement_constraints
+                .as_ref()
+                .is_some_and(|c| !c.is_empty())
+        });
+    if reads_tasks {
+        let _ = ctx
+            .shared
+            .views
+            .caught_up(ctx.store, snapshot.revision(), |_| ())
+            .await;
+    }
+    drop(snapshot);
     state::write(ctx.store, |snapshot| {
         let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
         let (definition_key, definition) =
