@@ -13,6 +13,7 @@ use berth_store::{Compare, Snapshot, Txn};
 use super::Ctx;
 use super::clusters::{ACTIVE, INACTIVE, read_active};
 use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::usage::{self, Usage};
 use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
 use std::collections::HashMap;
@@ -31,6 +32,29 @@ pub fn read_instance(
     id: &str,
 ) -> ApiResult<Option<Versioned<InstanceRecord>>> {
     state::read(snapshot, &keys::container_instance(region, cluster, id))
+}
+
+/// The record as the API shows it: its remaining resources and version from its
+/// usage (see [`crate::state::usage`]).
+fn shown(
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+    mut record: InstanceRecord,
+) -> ApiResult<InstanceRecord> {
+    let id = record
+        .instance
+        .container_instance_arn
+        .as_deref()
+        .and_then(|arn| arn.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    usage::overlay_from(
+        snapshot,
+        &keys::container_instance(region, cluster, &id),
+        &mut record,
+    )?;
+    Ok(record)
 }
 
 /// The tasks of a cluster placed on one instance.
@@ -172,7 +196,7 @@ pub async fn register_container_instance(
                 .filter(|found| found.value.instance.status.as_deref() != Some(INACTIVE)),
             None => None,
         };
-        let (id, record, revision) = match existing {
+        let (id, record, revision, usage) = match existing {
             Some(found) => {
                 let mut record = found.value;
                 let arn = record
@@ -185,7 +209,12 @@ pub async fn register_container_instance(
                     .filter(|t| !t.value.released)
                     .map(|t| t.value.reserved)
                     .collect();
-                record.instance.remaining_resources = Some(remaining(&resources, &used));
+                let left = remaining(&resources, &used);
+                let key =
+                    keys::container_instance(ctx.region(), &cluster, instance_id(&cluster, &arn)?);
+                let mut usage = Usage::read(snapshot, &key, &record)?;
+                usage.set(left.clone());
+                record.instance.remaining_resources = Some(left);
                 record.instance.registered_resources = Some(resources.clone());
                 record.instance.version_info = req.version_info.clone();
                 record.instance.attributes = Some(merge_attributes(
@@ -195,7 +224,7 @@ pub async fn register_container_instance(
                 record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
                 record.owner = ctx.access_key_id.clone().or(record.owner);
                 let id = instance_id(&cluster, &arn)?.to_string();
-                (id, record, found.mod_revision)
+                (id, record, found.mod_revision, usage)
             }
             None => {
                 let id = fresh_id.clone();
@@ -215,21 +244,27 @@ pub async fn register_container_instance(
                     tags: Some(tags.clone()),
                     ..ContainerInstance::default()
                 };
-                (
-                    id,
-                    InstanceRecord {
-                        instance,
-                        owner: ctx.access_key_id.clone(),
-                        disconnected_at: None,
-                    },
-                    0,
-                )
+                let record = InstanceRecord {
+                    instance,
+                    owner: ctx.access_key_id.clone(),
+                    disconnected_at: None,
+                };
+                let key = keys::container_instance(ctx.region(), &cluster, &id);
+                let usage = Usage {
+                    key: keys::usage_of_instance(&key),
+                    record: usage::from_instance(&record),
+                    mod_revision: 0,
+                };
+                (id, record, 0, usage)
             }
         };
         let key = keys::container_instance(ctx.region(), &cluster, &id);
         let txn = txn
             .when(Compare::unchanged(&key, revision))
             .put(&key, state::encode_record(&record)?);
+        let txn = usage.write(txn)?;
+        let mut record = record;
+        usage::overlay(&mut record.instance, &usage.record);
         let instance = present(snapshot, ctx.region(), &cluster, record, true)?;
         Ok((
             Some(txn),
@@ -300,6 +335,7 @@ pub async fn deregister_container_instance(
         record.instance.agent_connected = Some(false);
         record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
         let txn = txn.put(&key, state::encode_record(&record)?);
+        let record = shown(snapshot, ctx.region(), &cluster, record)?;
         let instance = present(snapshot, ctx.region(), &cluster, record, true)?;
         Ok((Some(txn), RegisterContainerInstanceResponse { container_instance: Some(instance) }))
     })
@@ -364,9 +400,13 @@ pub async fn describe_container_instances(
                 Some(counts) => {
                     let arn = found.value.instance.container_instance_arn.as_deref();
                     let counted = arn.and_then(|arn| counts.get(arn)).copied();
-                    present_counted(found.value, with_tags, counted.unwrap_or((0, 0)))
+                    let record = shown(&snapshot, ctx.region(), &cluster, found.value)?;
+                    present_counted(record, with_tags, counted.unwrap_or((0, 0)))
                 }
-                None => present(&snapshot, ctx.region(), &cluster, found.value, with_tags)?,
+                None => {
+                    let record = shown(&snapshot, ctx.region(), &cluster, found.value)?;
+                    present(&snapshot, ctx.region(), &cluster, record, with_tags)?
+                }
             }),
             None => response.failures.push(Failure {
                 arn: Some(if identifier.starts_with("arn:") {
@@ -487,6 +527,7 @@ pub async fn update_container_instances_state(
             };
             let mut record = found.value;
             if record.instance.status.as_deref() == Some(status) {
+                let record = shown(snapshot, ctx.region(), &cluster, record)?;
                 return Ok((
                     None,
                     Some(present(snapshot, ctx.region(), &cluster, record, false)?),
@@ -497,6 +538,7 @@ pub async fn update_container_instances_state(
             let txn = Txn::new()
                 .when(Compare::unchanged(&key, found.mod_revision))
                 .put(&key, state::encode_record(&record)?);
+            let record = shown(snapshot, ctx.region(), &cluster, record)?;
             Ok((
                 Some(txn),
                 Some(present(snapshot, ctx.region(), &cluster, record, false)?),

@@ -15,6 +15,7 @@ use berth_proto::ContainerStatus;
 use berth_store::{Compare, Op, Snapshot, Store, Txn};
 
 use crate::state::records::{InstanceRecord, TaskRecord, release};
+use crate::state::usage::Usage;
 use crate::state::{self, keys};
 
 /// One container's reported state.
@@ -381,20 +382,17 @@ impl Decide<'_> {
         if record.is_stopped() && !record.released {
             record.released = true;
             if let Some(instance) = state::read::<InstanceRecord>(snapshot, &instance_key)? {
-                let mut instance_record = instance.value;
-                let registered = instance_record
+                let registered = instance
+                    .value
                     .instance
                     .registered_resources
                     .clone()
                     .unwrap_or_default();
-                if let Some(left) = instance_record.instance.remaining_resources.as_mut() {
-                    release(left, &registered, &record.reserved);
-                }
-                instance_record.instance.version =
-                    Some(instance_record.instance.version.unwrap_or(0) + 1);
-                txn = txn
-                    .when(Compare::unchanged(&instance_key, instance.mod_revision))
-                    .put(&instance_key, state::encode_record(&instance_record)?);
+                let mut usage = Usage::read(snapshot, &instance_key, &instance.value)?;
+                let mut left = usage.record.remaining_resources.clone();
+                release(&mut left, &registered, &record.reserved);
+                usage.set(left);
+                txn = usage.write(txn)?;
             }
         }
         Ok(Some(txn.put(&key, state::encode_record(&record)?)))
@@ -472,16 +470,19 @@ mod tests {
         assert!(results[2].is_err(), "an unknown task is refused on its own");
 
         let snapshot = store.snapshot().await?;
-        let instance: InstanceRecord =
-            state::read(&snapshot, &keys::container_instance("r", "c", "i1"))
-                .map_err(|e| e.message)?
-                .ok_or("instance gone")?
-                .value;
+        let instance_key = keys::container_instance("r", "c", "i1");
+        let instance: InstanceRecord = state::read(&snapshot, &instance_key)
+            .map_err(|e| e.message)?
+            .ok_or("instance gone")?
+            .value;
+        let usage = Usage::read(&snapshot, &instance_key, &instance).map_err(|e| e.message)?;
+        assert!(usage.mod_revision > 0, "written to the usage record");
         assert_eq!(
-            instance.instance.remaining_resources,
+            Some(usage.record.remaining_resources),
             serde_json::from_value(resources(1024, 1024))?,
             "both tasks' reservations are back"
         );
+        assert_eq!(usage.record.changes, 2, "one change per task");
         for id in ["t1", "t2"] {
             let record: TaskRecord = state::read(&snapshot, &keys::task("r", "c", id))
                 .map_err(|e| e.message)?

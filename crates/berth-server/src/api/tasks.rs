@@ -3,7 +3,7 @@
 
 use berth_model::arn::{cluster_name, cluster_resource_id};
 use berth_model::common::{Failure, Tag};
-use berth_model::container_instance::{fits, remaining};
+use berth_model::container_instance::{Resource, fits, remaining};
 use berth_model::pagination::{PageRequest, page};
 use berth_model::tagging::validate_new_tags;
 use berth_model::task::*;
@@ -23,6 +23,7 @@ use super::task_state::{self, KnownContainer, KnownState};
 use super::{Ctx, Shared};
 use crate::state::instance_cache::CachedInstance;
 use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::usage::Usage;
 use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
 
@@ -150,11 +151,11 @@ impl Launch<'_> {
 
 /// An instance being considered, with what it has left as tasks are placed on it.
 pub(crate) struct Candidate {
-    /// The record as the snapshot has it.
+    /// The instance and its usage as the snapshot has them.
     pub read: Arc<CachedInstance>,
-    /// The record with this decision's reservations, once it took a task (boxed:
-    /// most candidates take nothing, and a decision holds thousands of them).
-    pub changed: Option<Box<InstanceRecord>>,
+    /// What the instance has left after this decision's reservations, once it took
+    /// a task.
+    pub changed: Option<Vec<Resource>>,
 }
 
 impl Candidate {
@@ -182,14 +183,25 @@ impl Candidate {
             .as_deref()
             .unwrap_or_default()
     }
+    /// The instance record as read (its remaining resources are [`Self::remaining`]).
     pub fn record(&self) -> &InstanceRecord {
-        self.changed.as_deref().unwrap_or(&self.read.record)
+        &self.read.record
+    }
+    /// What the instance has left, with this decision's reservations.
+    pub fn remaining(&self) -> &[Resource] {
+        self.changed
+            .as_deref()
+            .unwrap_or(&self.read.usage.remaining_resources)
     }
     /// How placement sees the instance now (with this decision's reservations):
     /// the cached view, unless this decision already took resources from it.
     fn view(&self) -> Cow<'_, InstanceView> {
         match &self.changed {
-            Some(record) => Cow::Owned(instance_view(record)),
+            Some(left) => {
+                let mut view = self.read.view.clone();
+                view.remaining = Remaining::from_resources(left);
+                Cow::Owned(view)
+            }
             None => Cow::Borrowed(&self.read.view),
         }
     }
@@ -204,19 +216,10 @@ fn placeable(record: &InstanceRecord) -> bool {
 /// Takes `need` from the candidate's remaining resources if it fits; otherwise the
 /// reasons it does not.
 fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'static str>> {
-    let left = candidate
-        .record()
-        .instance
-        .remaining_resources
-        .as_deref()
-        .unwrap_or_default();
+    let left = candidate.remaining();
     fits(left, need)?;
     let left = remaining(left, std::slice::from_ref(need));
-    let record = candidate
-        .changed
-        .get_or_insert_with(|| Box::new(candidate.read.record.clone()));
-    record.instance.remaining_resources = Some(left);
-    record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
+    candidate.changed = Some(left);
     Ok(())
 }
 
@@ -333,17 +336,23 @@ fn with_propagated_tags(
     tags
 }
 
-/// Adds to `txn` the instance records the candidates took resources from, each on
-/// the condition that it is still the version the decision read.
+/// Adds to `txn` the usage records of the instances the candidates took resources
+/// from, each on the condition that it is still the version the decision read, and
+/// that the instance record is too (its status and agent connection, read but not
+/// written).
 pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate]) -> ApiResult<Txn> {
     for candidate in candidates {
-        if let Some(record) = &candidate.changed {
-            txn = txn
-                .when(Compare::unchanged(
-                    candidate.key(),
-                    candidate.mod_revision(),
-                ))
-                .put(candidate.key(), state::encode_record(record)?);
+        if let Some(left) = &candidate.changed {
+            let mut usage = Usage {
+                key: keys::usage_of_instance(candidate.key()),
+                record: candidate.read.usage.clone(),
+                mod_revision: candidate.read.usage_revision,
+            };
+            usage.set(left.clone());
+            txn = usage.write(txn.when(Compare::unchanged(
+                candidate.key(),
+                candidate.mod_revision(),
+            )))?;
         }
     }
     Ok(txn)
@@ -359,7 +368,7 @@ pub(crate) fn placeable_instances(
     Ok(candidates_of(
         shared
             .instances
-            .instances(snapshot, &keys::container_instances(region, cluster))?
+            .instances(snapshot, region, cluster)?
             .list(),
     ))
 }
@@ -793,11 +802,12 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
             };
             let key = keys::container_instance(ctx.region(), &cluster, id);
             if !candidates.iter().any(|c| c.key() == key) {
-                candidates.push(Candidate::new(Arc::new(CachedInstance::new(
+                candidates.push(Candidate::new(Arc::new(CachedInstance::load(
+                    snapshot,
                     key.clone(),
                     found.mod_revision,
                     found.value,
-                ))));
+                )?)));
             }
             let Some(candidate) = candidates.iter_mut().find(|c| c.key() == key) else {
                 continue;

@@ -25,6 +25,7 @@ use crate::api::clusters::INACTIVE;
 use crate::api::epoch_now as now;
 use crate::http::App;
 use crate::state::records::{InstanceRecord, TaskRecord, release};
+use crate::state::usage::Usage;
 use crate::state::{self, keys};
 
 /// The longest time between two looks at the disconnected instances.
@@ -186,7 +187,7 @@ async fn stop_tasks_of(
         let Some(found) = state::read::<InstanceRecord>(snapshot, instance_key)? else {
             return Ok((None, 0));
         };
-        let mut instance = found.value;
+        let instance = found.value;
         let still_lost = instance.instance.agent_connected != Some(true)
             && instance.instance.status.as_deref() != Some(INACTIVE)
             && instance
@@ -206,6 +207,8 @@ async fn stop_tasks_of(
             .registered_resources
             .clone()
             .unwrap_or_default();
+        let mut usage = Usage::read(snapshot, instance_key, &instance)?;
+        let mut left = usage.record.remaining_resources.clone();
         let mut txn = Txn::new();
         let mut stopped = 0;
         for kv in snapshot.iter_prefix(&keys::tasks(&region, &cluster)) {
@@ -218,9 +221,7 @@ async fn stop_tasks_of(
             mark_stopped(&mut task, &reason, now);
             if !task.released {
                 task.released = true;
-                if let Some(left) = instance.instance.remaining_resources.as_mut() {
-                    release(left, &registered, &task.reserved);
-                }
+                release(&mut left, &registered, &task.reserved);
             }
             txn = txn
                 .when(Compare::unchanged(&kv.key, kv.mod_revision))
@@ -230,10 +231,8 @@ async fn stop_tasks_of(
         if stopped == 0 {
             return Ok((None, 0));
         }
-        instance.instance.version = Some(instance.instance.version.unwrap_or(0) + 1);
-        let txn = txn
-            .when(Compare::unchanged(instance_key, found.mod_revision))
-            .put(instance_key, state::encode_record(&instance)?);
+        usage.set(left);
+        let txn = usage.write(txn.when(Compare::unchanged(instance_key, found.mod_revision)))?;
         Ok((Some(txn), stopped))
     })
     .await

@@ -311,7 +311,7 @@ async fn reconcile(
         let is_daemon = record.service.scheduling() == SchedulingStrategy::Daemon;
         let Some(cluster_kv) = snapshot.get(&keys::cluster(&id.region, &id.cluster)) else { return Ok((None, ())) };
         let now = ctx.now;
-        let instance_list = shared.instances.instances(snapshot, &keys::container_instances(&id.region, &id.cluster))?;
+        let instance_list = shared.instances.instances(snapshot, &id.region, &id.cluster)?;
 
         // The service's tasks, as the planner sees them: their heads as the index
         // holds them. The index is at this snapshot's revision or later (so it holds

@@ -1,34 +1,45 @@
-//! The cluster's container instance records, decoded once per version.
+//! The cluster's container instances, decoded once per version.
 //!
 //! Placement reads every instance of a cluster for each decision (a RunTask, a
 //! pass of the service controller); an instance record carries its attributes and
 //! resources (~35 attributes), and decoding all of them each time was most of the
-//! control plane's CPU under load. This cache keeps, per instance key, the record
-//! decoded at one `mod_revision` together with the view placement builds from it;
-//! a decision takes the entry whose revision matches its snapshot's and decodes only
-//! what changed since. It is a cache, never a source of truth: an entry is used only
-//! when its revision is the snapshot's, so any snapshot, old or new, reads exactly
-//! its own records.
+//! control plane's CPU under load. This cache keeps, per instance, its record and
+//! its usage (remaining resources, [`super::usage`]) decoded at one revision each,
+//! together with the view placement builds from them; a decision takes the entry
+//! whose revisions match its snapshot's and decodes only what changed since (most
+//! often only a usage record: a few hundred bytes). It is a cache, never a source
+//! of truth: an entry is used only when its revisions are the snapshot's, so any
+//! snapshot, old or new, reads exactly its own records.
 
 use std::collections::HashMap;
+use std::iter::Peekable;
 use std::sync::{Arc, Mutex};
 
 use berth_model::ApiResult;
-use berth_sched::InstanceView;
+use berth_sched::{InstanceView, Remaining};
 use berth_store::{KeyValue, Snapshot};
 
+use super::keys;
 use super::records::InstanceRecord;
+use super::usage::{self, UsageRecord};
 
 /// The attribute naming an instance's availability zone.
 pub const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
-/// One instance record at one revision, decoded, with its placement view.
+/// One instance at one revision of its record and of its usage, decoded, with its
+/// placement view.
 #[derive(Debug)]
 pub struct CachedInstance {
     pub key: String,
     pub mod_revision: i64,
-    pub record: InstanceRecord,
-    /// [`instance_view`](crate::api::tasks::instance_view) of the record.
+    /// The record as stored: its `remainingResources` are those of `usage`.
+    pub record: Arc<InstanceRecord>,
+    /// What the instance has left.
+    pub usage: UsageRecord,
+    /// The usage record's revision; 0 when there is none.
+    pub usage_revision: i64,
+    /// [`instance_view`](crate::api::tasks::instance_view) of the record, with the
+    /// usage's remaining resources.
     pub view: InstanceView,
     /// The instance's id, shared by whatever refers to the instance by id.
     pub shared_id: Arc<str>,
@@ -36,14 +47,45 @@ pub struct CachedInstance {
     pub zone: Option<Arc<str>>,
     /// Where the id starts in the key.
     id_at: usize,
-    /// The snapshot entry this was decoded from, when it was: a later snapshot
-    /// holding the very same entry (same allocation) holds the same record.
+    /// The snapshot entries this was decoded from, when it was: a later snapshot
+    /// holding the very same entries (same allocations) holds the same records.
     source: Option<Arc<KeyValue>>,
+    usage_source: Option<Arc<KeyValue>>,
 }
 
 impl CachedInstance {
+    /// The instance with the usage its record implies (no usage record).
     pub fn new(key: String, mod_revision: i64, record: InstanceRecord) -> CachedInstance {
-        let view = crate::api::tasks::instance_view(&record);
+        let usage = usage::from_instance(&record);
+        CachedInstance::with(key, mod_revision, Arc::new(record), usage, 0)
+    }
+
+    /// The instance stored at `key` with its usage as `snapshot` holds it.
+    pub fn load(
+        snapshot: &Snapshot,
+        key: String,
+        mod_revision: i64,
+        record: InstanceRecord,
+    ) -> ApiResult<CachedInstance> {
+        let usage = usage::Usage::read(snapshot, &key, &record)?;
+        Ok(CachedInstance::with(
+            key,
+            mod_revision,
+            Arc::new(record),
+            usage.record,
+            usage.mod_revision,
+        ))
+    }
+
+    fn with(
+        key: String,
+        mod_revision: i64,
+        record: Arc<InstanceRecord>,
+        usage: UsageRecord,
+        usage_revision: i64,
+    ) -> CachedInstance {
+        let mut view = crate::api::tasks::instance_view(&record);
+        view.remaining = Remaining::from_resources(&usage.remaining_resources);
         let id_at = key.rfind('/').map_or(0, |at| at + 1);
         let zone = view
             .attributes
@@ -56,9 +98,32 @@ impl CachedInstance {
             key,
             mod_revision,
             record,
+            usage,
+            usage_revision,
             view,
             id_at,
             source: None,
+            usage_source: None,
+        }
+    }
+
+    /// The same instance record with another usage: shares the record, copies the
+    /// view with the usage's remaining resources.
+    fn with_usage(&self, usage: UsageRecord, usage_revision: i64) -> CachedInstance {
+        let mut view = self.view.clone();
+        view.remaining = Remaining::from_resources(&usage.remaining_resources);
+        CachedInstance {
+            key: self.key.clone(),
+            mod_revision: self.mod_revision,
+            record: Arc::clone(&self.record),
+            usage,
+            usage_revision,
+            view,
+            shared_id: Arc::clone(&self.shared_id),
+            zone: self.zone.clone(),
+            id_at: self.id_at,
+            source: self.source.clone(),
+            usage_source: None,
         }
     }
 
@@ -67,12 +132,21 @@ impl CachedInstance {
         self.key.get(self.id_at..).unwrap_or_default()
     }
 
-    /// Whether this was decoded from exactly this snapshot entry.
-    fn is_from(&self, kv: &Arc<KeyValue>) -> bool {
+    /// Whether this was decoded from exactly these snapshot entries.
+    fn is_from(&self, kv: &Arc<KeyValue>, usage: Option<&Arc<KeyValue>>) -> bool {
         self.source
             .as_ref()
             .is_some_and(|source| Arc::ptr_eq(source, kv))
+            && match (&self.usage_source, usage) {
+                (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
+                _ => false,
+            }
     }
+}
+
+/// The last segment of a key.
+fn id_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or_default()
 }
 
 /// A cluster's instances as one snapshot has them, in key order (so by id), with
@@ -110,66 +184,90 @@ impl ClusterInstances {
     }
 }
 
-/// Per cluster prefix, the instances as last read.
+/// Per cluster, the instances as last read.
 #[derive(Default)]
 pub struct InstanceCache {
     clusters: Mutex<HashMap<String, Arc<ClusterInstances>>>,
 }
 
 impl InstanceCache {
-    /// Every instance record under `prefix` in `snapshot`, decoded (from the cache
-    /// when it holds the same revision), in key order. The snapshot's keys and the
-    /// cache are both in key order, so they are walked side by side; an entry the
-    /// snapshot shares with the cached version (the same allocation: the same key at
-    /// the same revision) is recognised without comparing keys, and a walk that finds
-    /// nothing changed returns the cached version itself, allocating nothing.
-    pub fn instances(&self, snapshot: &Snapshot, prefix: &str) -> ApiResult<Arc<ClusterInstances>> {
-        let cached = self.lock().get(prefix).cloned().unwrap_or_default();
+    /// Every instance of the cluster in `snapshot`, with its usage, decoded (from
+    /// the cache when it holds the same revisions), in key order. The snapshot's
+    /// instance keys, its usage keys and the cache are all in id order, so they are
+    /// walked side by side; entries the snapshot shares with the cached version (the
+    /// same allocations: the same keys at the same revisions) are recognised without
+    /// comparing keys, and a walk that finds nothing changed returns the cached
+    /// version itself, allocating nothing.
+    pub fn instances(
+        &self,
+        snapshot: &Snapshot,
+        region: &str,
+        cluster: &str,
+    ) -> ApiResult<Arc<ClusterInstances>> {
+        let prefix = keys::container_instances(region, cluster);
+        let cached = self.lock().get(&prefix).cloned().unwrap_or_default();
         let old = cached.list();
+        let mut usages = snapshot
+            .iter_prefix_shared(&keys::instance_usages(region, cluster))
+            .peekable();
         // The entries found, once one differs from the cached version's.
         let mut found: Option<Vec<Arc<CachedInstance>>> = None;
         let mut keys_changed = false;
         let mut at = 0;
-        for kv in snapshot.iter_prefix_shared(prefix) {
+        for kv in snapshot.iter_prefix_shared(&prefix) {
             if let Some(entry) = old.get(at)
-                && entry.is_from(kv)
+                && entry.is_from(kv, usages.peek().copied())
             {
+                usages.next();
                 if let Some(found) = found.as_mut() {
                     found.push(Arc::clone(entry));
                 }
                 at += 1;
                 continue;
             }
-            let found = found.get_or_insert_with(|| {
-                let mut list = Vec::with_capacity(old.len() + 1);
-                list.extend(old.iter().take(at).cloned());
-                list
-            });
+            let usage = usage_of(&mut usages, id_of(&kv.key));
+            let usage_revision = usage.map_or(0, |u| u.mod_revision);
+            let start = at;
             while old
                 .get(at)
                 .is_some_and(|e| e.key.as_str() < kv.key.as_str())
             {
                 at += 1;
+            }
+            if at > start {
                 keys_changed = true;
+                materialize(&mut found, old, start);
             }
             match old.get(at) {
                 Some(entry) if entry.key == kv.key => {
                     at += 1;
-                    if entry.mod_revision == kv.mod_revision {
-                        found.push(Arc::clone(entry));
+                    if entry.mod_revision == kv.mod_revision
+                        && entry.usage_revision == usage_revision
+                    {
+                        if let Some(found) = found.as_mut() {
+                            found.push(Arc::clone(entry));
+                        }
+                    } else if entry.mod_revision == kv.mod_revision {
+                        let record = match usage {
+                            Some(usage) => usage::decode(usage)?,
+                            None => usage::from_instance(&entry.record),
+                        };
+                        let mut fresh = entry.with_usage(record, usage_revision);
+                        fresh.usage_source = usage.cloned();
+                        materialize(&mut found, old, at - 1).push(Arc::new(fresh));
                     } else {
-                        found.push(Arc::new(decode(kv)?));
+                        materialize(&mut found, old, at - 1).push(Arc::new(decode(kv, usage)?));
                     }
                 }
                 _ => {
                     keys_changed = true;
-                    found.push(Arc::new(decode(kv)?));
+                    materialize(&mut found, old, at).push(Arc::new(decode(kv, usage)?));
                 }
             }
         }
         if at < old.len() {
             keys_changed = true;
-            found.get_or_insert_with(|| old.iter().take(at).cloned().collect());
+            materialize(&mut found, old, at);
         }
         let Some(found) = found else {
             return Ok(cached);
@@ -180,9 +278,9 @@ impl InstanceCache {
         ));
         let mut clusters = self.lock();
         if fresh.list.is_empty() {
-            clusters.remove(prefix);
+            clusters.remove(&prefix);
         } else {
-            clusters.insert(prefix.to_string(), Arc::clone(&fresh));
+            clusters.insert(prefix, Arc::clone(&fresh));
         }
         Ok(fresh)
     }
@@ -194,10 +292,45 @@ impl InstanceCache {
     }
 }
 
-fn decode(kv: &Arc<KeyValue>) -> ApiResult<CachedInstance> {
+/// The entries found so far: the first `upto` of the cached version's, the first
+/// time one differs.
+fn materialize<'v>(
+    found: &'v mut Option<Vec<Arc<CachedInstance>>>,
+    old: &[Arc<CachedInstance>],
+    upto: usize,
+) -> &'v mut Vec<Arc<CachedInstance>> {
+    found.get_or_insert_with(|| {
+        let mut list = Vec::with_capacity(old.len() + 1);
+        list.extend(old.iter().take(upto).cloned());
+        list
+    })
+}
+
+/// The usage entry of the instance `id`, skipping those of instances before it
+/// (usage left by an instance no longer stored).
+fn usage_of<'a, I>(usages: &mut Peekable<I>, id: &str) -> Option<&'a Arc<KeyValue>>
+where
+    I: Iterator<Item = &'a Arc<KeyValue>>,
+{
+    while usages.next_if(|u| id_of(&u.key) < id).is_some() {}
+    usages.next_if(|u| id_of(&u.key) == id)
+}
+
+fn decode(kv: &Arc<KeyValue>, usage: Option<&Arc<KeyValue>>) -> ApiResult<CachedInstance> {
     let record: InstanceRecord = super::decode_record(kv)?;
-    let mut cached = CachedInstance::new(kv.key.clone(), kv.mod_revision, record);
+    let (usage_record, usage_revision) = match usage {
+        Some(u) => (usage::decode(u)?, u.mod_revision),
+        None => (usage::from_instance(&record), 0),
+    };
+    let mut cached = CachedInstance::with(
+        kv.key.clone(),
+        kv.mod_revision,
+        Arc::new(record),
+        usage_record,
+        usage_revision,
+    );
     cached.source = Some(Arc::clone(kv));
+    cached.usage_source = usage.cloned();
     Ok(cached)
 }
 
@@ -229,11 +362,11 @@ mod tests {
             .commit(put("a", 1024)?.put(format!("{prefix}b"), record("b", 512)?))
             .await?;
         let cache = InstanceCache::default();
-        let first_version = cache.instances(&store.snapshot().await?, prefix)?;
+        let first_version = cache.instances(&store.snapshot().await?, "r", "c")?;
         let first = first_version.list();
         assert_eq!(first.len(), 2);
         assert_eq!(first[0].view.remaining.cpu, 1024);
-        let again = cache.instances(&store.snapshot().await?, prefix)?;
+        let again = cache.instances(&store.snapshot().await?, "r", "c")?;
         // Nothing changed: the very same version, found by identity.
         assert!(Arc::ptr_eq(&first_version, &again));
         assert_eq!(again.get("b").map(|e| e.view.remaining.cpu), Some(512));
@@ -242,7 +375,7 @@ mod tests {
         // A changed record is decoded again; the others are kept.
         store.commit(put("b", 256)?).await?;
         let old = store.snapshot().await?;
-        let changed_version = cache.instances(&old, prefix)?;
+        let changed_version = cache.instances(&old, "r", "c")?;
         let changed = changed_version.list();
         assert!(Arc::ptr_eq(&first[0], &changed[0]));
         assert_eq!(changed[1].view.remaining.cpu, 256);
@@ -261,7 +394,7 @@ mod tests {
         store
             .commit(Txn::new().delete(format!("{prefix}b")))
             .await?;
-        let now_version = cache.instances(&store.snapshot().await?, prefix)?;
+        let now_version = cache.instances(&store.snapshot().await?, "r", "c")?;
         let now = now_version.list();
         let ids: Vec<&str> = now.iter().map(|e| e.id()).collect();
         assert_eq!(ids, vec!["a", "aa"]);
@@ -270,7 +403,7 @@ mod tests {
         assert!(now_version.get("b").is_none());
 
         // An older snapshot still reads exactly its own records.
-        let then = cache.instances(&old, prefix)?;
+        let then = cache.instances(&old, "r", "c")?;
         let ids: Vec<(&str, i64)> = then
             .list()
             .iter()
@@ -282,10 +415,63 @@ mod tests {
         store
             .commit(Txn::new().delete(format!("{prefix}aa")))
             .await?;
-        let last = cache.instances(&store.snapshot().await?, prefix)?;
+        let last = cache.instances(&store.snapshot().await?, "r", "c")?;
         let ids: Vec<&str> = last.list().iter().map(|e| e.id()).collect();
         assert_eq!(ids, vec!["a"]);
         assert!(last.get("aa").is_none() && last.get("a").is_some());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_usage_change_keeps_the_record_and_changes_the_view()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let usage = |cpu: i64| {
+            serde_json::to_vec(&serde_json::json!({
+                "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": cpu}],
+                "changes": 1,
+            }))
+        };
+        // "a" has a usage record, "b" has none (its record's resources hold), and a
+        // usage is left by an instance no longer stored ("0" sorts first).
+        store
+            .commit(
+                Txn::new()
+                    .put("/r/instance/c/a", record("a", 1024)?)
+                    .put("/r/instance/c/b", record("b", 512)?)
+                    .put("/r/usage/c/0", usage(1)?)
+                    .put("/r/usage/c/a", usage(1000)?),
+            )
+            .await?;
+        let cache = InstanceCache::default();
+        let first = cache.instances(&store.snapshot().await?, "r", "c")?;
+        let cpu = |v: &ClusterInstances| -> Vec<i64> {
+            v.list().iter().map(|e| e.view.remaining.cpu).collect()
+        };
+        assert_eq!(cpu(&first), vec![1000, 512]);
+        let again = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert!(Arc::ptr_eq(&first, &again), "nothing changed");
+
+        // Only a's usage changes: its record is shared, its view has the new usage.
+        store
+            .commit(Txn::new().put("/r/usage/c/a", usage(900)?))
+            .await?;
+        let changed = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert_eq!(cpu(&changed), vec![900, 512]);
+        assert!(Arc::ptr_eq(
+            &first.list()[0].record,
+            &changed.list()[0].record
+        ));
+        assert!(Arc::ptr_eq(&first.list()[1], &changed.list()[1]));
+        assert!(changed.list()[0].usage_revision > first.list()[0].usage_revision);
+
+        // b gets a usage record.
+        store
+            .commit(Txn::new().put("/r/usage/c/b", usage(500)?))
+            .await?;
+        let both = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert_eq!(cpu(&both), vec![900, 500]);
         Ok(())
     }
 }

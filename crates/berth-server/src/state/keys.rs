@@ -6,6 +6,7 @@
 //! /{region}/taskdef/{family}/{revision:010}                  TaskDefinition (+ tags)
 //! /{region}/setting/{principal-arn}/{name}                   Setting
 //! /{region}/instance/{cluster}/{id}                          container instances, with their attributes
+//! /{region}/usage/{cluster}/{id}                             an instance's remaining resources
 //! /{region}/task/{cluster}/{id}                              Task (+ its reservation)
 //! /{region}/service/{cluster}/{name}                         services (scheduler issue)
 //! ```
@@ -48,6 +49,13 @@ pub fn container_instance(region: &str, cluster: &str, id: &str) -> String {
 }
 pub fn container_instances(region: &str, cluster: &str) -> String {
     format!("/{region}/instance/{cluster}/")
+}
+pub fn instance_usages(region: &str, cluster: &str) -> String {
+    format!("/{region}/usage/{cluster}/")
+}
+/// The key of the usage record of the instance stored at `instance_key`.
+pub fn usage_of_instance(instance_key: &str) -> String {
+    instance_key.replacen("/instance/", "/usage/", 1)
 }
 pub fn task(region: &str, cluster: &str, id: &str) -> String {
     format!("/{region}/task/{cluster}/{id}")

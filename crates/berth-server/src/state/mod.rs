@@ -4,6 +4,7 @@
 pub mod instance_cache;
 pub mod keys;
 pub mod records;
+pub mod usage;
 pub mod views;
 
 use berth_model::{ApiError, ApiResult};
