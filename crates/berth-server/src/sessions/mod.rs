@@ -24,7 +24,7 @@ use berth_proto::{
     ServerMessage, StateChangeAck,
 };
 use berth_store::Store;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 
 use crate::api::clusters::INACTIVE;
@@ -167,9 +167,16 @@ pub async fn set_connected(
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), String> {
+    queue(socket, message).await?;
+    socket.flush().await.map_err(|err| err.to_string())
+}
+
+/// Queues a message without flushing it: the answers to one burst of reports
+/// (acknowledgements, errors) go out in one write, not one system call each.
+async fn queue(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), String> {
     let text = serde_json::to_string(message).map_err(|err| err.to_string())?;
     socket
-        .send(Message::Text(text.into()))
+        .feed(Message::Text(text.into()))
         .await
         .map_err(|err| err.to_string())
 }
@@ -317,7 +324,7 @@ async fn serve(
                         Ok(AgentMessage::TaskStateChange(change)) => reports.add(change),
                         Err(err) => {
                             let error = ErrorMessage { message: format!("undecodable message: {err}") };
-                            send(socket, &ServerMessage::ErrorMessage(error)).await?;
+                            queue(socket, &ServerMessage::ErrorMessage(error)).await?;
                         }
                     }
                 }
@@ -327,16 +334,17 @@ async fn serve(
                     if let Err(error) = result {
                         tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
                         let transient = error.code == ErrorCode::ServerException;
-                        send(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
+                        queue(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
                         // A store failure is worth retrying: leave it unacknowledged.
                         if transient {
                             continue;
                         }
                     }
                     for message_id in message_ids {
-                        send(socket, &ServerMessage::StateChangeAck(StateChangeAck { message_id })).await?;
+                        queue(socket, &ServerMessage::StateChangeAck(StateChangeAck { message_id })).await?;
                     }
                 }
+                socket.flush().await.map_err(|err| err.to_string())?;
                 if let Some(ended) = ended {
                     return ended;
                 }
