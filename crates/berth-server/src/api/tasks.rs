@@ -208,7 +208,7 @@ impl Candidate {
 }
 
 /// Whether a task may be placed on the instance at all: ACTIVE, with its agent connected.
-fn placeable(record: &InstanceRecord) -> bool {
+pub(crate) fn placeable(record: &InstanceRecord) -> bool {
     record.instance.status.as_deref() == Some("ACTIVE")
         && record.instance.agent_connected == Some(true)
 }
@@ -380,7 +380,7 @@ pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate>
     candidates.extend(
         instances
             .iter()
-            .filter(|cached| placeable(&cached.record))
+            .filter(|cached| cached.placeable)
             .map(|cached| Candidate::new(Arc::clone(cached))),
     );
     candidates

@@ -19,6 +19,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The planner's maps count a service's tasks by deployment, zone and instance, tens
+/// of thousands of string keys per pass: hashed with foldhash rather than SipHash
+/// (the maps live for one pass and their keys are the store's own ids).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
 
 /// Seconds since the Unix epoch, as ECS timestamps are on the wire (and in berth's
@@ -1313,7 +1318,7 @@ impl<'a> Round<'a> {
         }
         let mut running_count = 0u32;
         let mut pending_count = 0u32;
-        let mut per_deployment: HashMap<&str, (u32, u32)> = HashMap::new();
+        let mut per_deployment: FastMap<&str, (u32, u32)> = FastMap::default();
         for (i, task) in self.tasks.iter().enumerate() {
             if stopping[i]
                 || task.is_stopped()
@@ -1331,7 +1336,7 @@ impl<'a> Round<'a> {
                 pending_count += 1;
             }
         }
-        let mut live_per_deployment: HashMap<&str, usize> = HashMap::new();
+        let mut live_per_deployment: FastMap<&str, usize> = FastMap::default();
         for task in self.tasks.iter().filter(|t| !t.is_stopped()) {
             *live_per_deployment.entry(&*task.deployment_id).or_default() += 1;
         }
@@ -1424,15 +1429,15 @@ impl<'a> Round<'a> {
 /// has the most resources available, which empties the emptiest instances first.
 struct Spread<'a> {
     tasks: &'a [ServiceTask],
-    zones: HashMap<Option<&'a str>, usize>,
-    instances: HashMap<Option<&'a str>, usize>,
+    zones: FastMap<Option<&'a str>, usize>,
+    instances: FastMap<Option<&'a str>, usize>,
 }
 
 impl<'a> Spread<'a> {
     /// Counts the service's tasks (those not being stopped) per zone and instance.
     fn new(tasks: &'a [ServiceTask], counted: impl Iterator<Item = usize>) -> Self {
-        let mut zones = HashMap::new();
-        let mut instances = HashMap::new();
+        let mut zones = FastMap::default();
+        let mut instances = FastMap::default();
         for i in counted {
             *zones.entry(tasks[i].zone.as_deref()).or_insert(0) += 1;
             *instances

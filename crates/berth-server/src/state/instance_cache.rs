@@ -45,6 +45,8 @@ pub struct CachedInstance {
     pub shared_id: Arc<str>,
     /// The instance's availability zone (its `ecs.availability-zone` attribute).
     pub zone: Option<Arc<str>>,
+    /// Whether tasks may be placed on it ([`placeable`](crate::api::tasks::placeable)).
+    pub placeable: bool,
     /// Where the id starts in the key.
     id_at: usize,
     /// The snapshot entries this was decoded from, when it was: a later snapshot
@@ -95,6 +97,7 @@ impl CachedInstance {
         CachedInstance {
             shared_id: Arc::from(key.get(id_at..).unwrap_or_default()),
             zone,
+            placeable: crate::api::tasks::placeable(&record),
             key,
             mod_revision,
             record,
@@ -121,6 +124,7 @@ impl CachedInstance {
             view,
             shared_id: Arc::clone(&self.shared_id),
             zone: self.zone.clone(),
+            placeable: self.placeable,
             id_at: self.id_at,
             source: self.source.clone(),
             usage_source: None,
@@ -155,8 +159,9 @@ fn id_of(key: &str) -> &str {
 pub struct ClusterInstances {
     list: Vec<Arc<CachedInstance>>,
     /// Id to position in `list`; shared by every version with the same keys (a
-    /// version differing only in records' values keeps it).
-    positions: Arc<HashMap<Box<str>, usize>>,
+    /// version differing only in records' values keeps it). A service pass looks up
+    /// each of its tasks' instances here, so it hashes with foldhash, not SipHash.
+    positions: Arc<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
 }
 
 impl ClusterInstances {
