@@ -305,6 +305,16 @@ async fn reconcile(
     let ctx = Ctx::new(store, shared, scope, principal);
     let key = service_key(&id.region, &id.cluster, &id.name);
     let group = format!("service:{}", id.name);
+    // The plan of this pass, kept across the retries of its write while the service
+    // record is the one it was made from. A retry after a conflict (most often a
+    // concurrent RunTask that took resources on an instance this pass placed on)
+    // places the starts again on the newer snapshot without planning the service's
+    // tasks again, so a retry costs its placements, not the size of the service; and
+    // the shorter a retry, the less likely the next one conflicts. The plan's inputs
+    // are the index's heads (fixed for the pass) and the service record (the same
+    // revision, which the write is conditional on); the instances' zones and memory
+    // only order scale-in. DAEMON services plan on the instances: every attempt plans.
+    let mut memo: Option<(i64, ServiceSpec, plan::Plan)> = None;
     state::write(store, |snapshot| {
         let Some(found) = state::read::<ServiceRecord>(snapshot, &key)? else { return Ok((None, ())) };
         let mut record = found.value.clone();
@@ -324,69 +334,79 @@ async fn reconcile(
             .filter(|(_, task)| task.head.service() == Some(id.name.as_str()))
             .map(|(task_key, task)| (&**task_key, &task.head))
             .collect();
-        let mut tasks = Vec::with_capacity(heads.len());
-        for (_, record) in &heads {
-            let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-            let cached = instance_id.and_then(|instance| instance_list.get(instance));
-            let instance = cached.map(|cached| &cached.view);
-            let available = instance.map(|view| view.remaining.memory);
-            let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
-            tasks.push(ServiceTask {
-                task_arn: record.task_arn.clone().unwrap_or_default(),
-                deployment_id: record.started_by.clone().unwrap_or_default(),
-                last_status: task_status(record.last_status.as_deref()),
-                desired_status: task_status(record.desired_status.as_deref()),
-                health: record.health_status.unwrap_or(HealthStatus::Unknown),
-                instance_id: cached.map(|c| Arc::clone(&c.shared_id)).or_else(|| instance_id.map(Arc::from)),
-                zone: cached.and_then(|c| c.zone.clone()),
-                instance_available: available,
-                started_at: record.started_at,
-                stop_code: record.stop_code,
-                accounted: record.accounted,
-                instance_draining,
-            });
-        }
-        let mut deployments = Vec::new();
-        for deployment in record.service.deployments.iter().flatten() {
-            let arn = deployment.task_definition.clone().unwrap_or_default();
-            let health = definition_record(snapshot, &id.region, &arn)?.is_some_and(|(_, _, d)| has_health_check(&d));
-            deployments.push(plan::Deployment {
-                id: deployment.id.clone().unwrap_or_default(),
-                task_definition_arn: arn,
-                status: deployment.status.as_deref().and_then(plan::DeploymentStatus::parse).unwrap_or(plan::DeploymentStatus::Inactive),
-                rollout_state: match deployment.rollout_state {
-                    Some(DeploymentRolloutState::Completed) => plan::RolloutState::Completed,
-                    Some(DeploymentRolloutState::Failed) => plan::RolloutState::Failed,
-                    _ => plan::RolloutState::InProgress,
-                },
-                rollout_state_reason: deployment.rollout_state_reason.clone().unwrap_or_default(),
-                desired_count: u32::try_from(deployment.desired_count.unwrap_or(0)).unwrap_or(0),
-                running_count: u32::try_from(deployment.running_count.unwrap_or(0)).unwrap_or(0),
-                pending_count: u32::try_from(deployment.pending_count.unwrap_or(0)).unwrap_or(0),
-                failed_tasks: u32::try_from(deployment.failed_tasks.unwrap_or(0)).unwrap_or(0),
-                created_at: deployment.created_at.unwrap_or(0.0),
-                has_health_check: health,
-            });
-        }
-        let mut spec = spec_of(&record.service, grace);
-        if is_daemon {
-            let primary = record.service.deployments.iter().flatten().find(|d| d.status.as_deref() == Some("PRIMARY"));
-            let definition = match primary.and_then(|d| d.task_definition.as_deref()) {
-                Some(arn) => definition_record(snapshot, &id.region, arn)?.map(|(_, _, d)| d),
-                None => None,
-            };
-            let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
-            let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.list().iter().map(|cached| (cached.id(), cached)).collect();
-            let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
-            spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
-                u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
-            } else {
-                0
-            };
-            spec.daemon = Some(if spec.desired_count == 0 { plan::DaemonSpec { instances: Vec::new(), ..daemon } } else { daemon });
-            record.service.desired_count = Some(i32::try_from(spec.desired_count).unwrap_or(i32::MAX));
-        }
-        let mut outcome = plan::plan(&spec, &deployments, &tasks, &record.scheduler, now);
+        let kept = memo.as_ref().filter(|(revision, _, _)| !is_daemon && *revision == found.mod_revision);
+        let (spec, mut outcome) = match kept {
+            Some((_, spec, outcome)) => (spec.clone(), outcome.clone()),
+            None => {
+                let mut tasks = Vec::with_capacity(heads.len());
+                for (_, record) in &heads {
+                    let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
+                    let cached = instance_id.and_then(|instance| instance_list.get(instance));
+                    let instance = cached.map(|cached| &cached.view);
+                    let available = instance.map(|view| view.remaining.memory);
+                    let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
+                    tasks.push(ServiceTask {
+                        task_arn: record.task_arn.clone().unwrap_or_default(),
+                        deployment_id: record.started_by.clone().unwrap_or_default(),
+                        last_status: task_status(record.last_status.as_deref()),
+                        desired_status: task_status(record.desired_status.as_deref()),
+                        health: record.health_status.unwrap_or(HealthStatus::Unknown),
+                        instance_id: cached.map(|c| Arc::clone(&c.shared_id)).or_else(|| instance_id.map(Arc::from)),
+                        zone: cached.and_then(|c| c.zone.clone()),
+                        instance_available: available,
+                        started_at: record.started_at,
+                        stop_code: record.stop_code,
+                        accounted: record.accounted,
+                        instance_draining,
+                    });
+                }
+                let mut deployments = Vec::new();
+                for deployment in record.service.deployments.iter().flatten() {
+                    let arn = deployment.task_definition.clone().unwrap_or_default();
+                    let health = definition_record(snapshot, &id.region, &arn)?.is_some_and(|(_, _, d)| has_health_check(&d));
+                    deployments.push(plan::Deployment {
+                        id: deployment.id.clone().unwrap_or_default(),
+                        task_definition_arn: arn,
+                        status: deployment.status.as_deref().and_then(plan::DeploymentStatus::parse).unwrap_or(plan::DeploymentStatus::Inactive),
+                        rollout_state: match deployment.rollout_state {
+                            Some(DeploymentRolloutState::Completed) => plan::RolloutState::Completed,
+                            Some(DeploymentRolloutState::Failed) => plan::RolloutState::Failed,
+                            _ => plan::RolloutState::InProgress,
+                        },
+                        rollout_state_reason: deployment.rollout_state_reason.clone().unwrap_or_default(),
+                        desired_count: u32::try_from(deployment.desired_count.unwrap_or(0)).unwrap_or(0),
+                        running_count: u32::try_from(deployment.running_count.unwrap_or(0)).unwrap_or(0),
+                        pending_count: u32::try_from(deployment.pending_count.unwrap_or(0)).unwrap_or(0),
+                        failed_tasks: u32::try_from(deployment.failed_tasks.unwrap_or(0)).unwrap_or(0),
+                        created_at: deployment.created_at.unwrap_or(0.0),
+                        has_health_check: health,
+                    });
+                }
+                let mut spec = spec_of(&record.service, grace);
+                if is_daemon {
+                    let primary = record.service.deployments.iter().flatten().find(|d| d.status.as_deref() == Some("PRIMARY"));
+                    let definition = match primary.and_then(|d| d.task_definition.as_deref()) {
+                        Some(arn) => definition_record(snapshot, &id.region, arn)?.map(|(_, _, d)| d),
+                        None => None,
+                    };
+                    let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
+                    let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.list().iter().map(|cached| (cached.id(), cached)).collect();
+                    let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
+                    spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
+                        u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
+                    } else {
+                        0
+                    };
+                    spec.daemon = Some(if spec.desired_count == 0 { plan::DaemonSpec { instances: Vec::new(), ..daemon } } else { daemon });
+                    record.service.desired_count = Some(i32::try_from(spec.desired_count).unwrap_or(i32::MAX));
+                }
+                let outcome = plan::plan(&spec, &deployments, &tasks, &record.scheduler, now);
+                if !is_daemon {
+                    memo = Some((found.mod_revision, spec.clone(), outcome.clone()));
+                }
+                (spec, outcome)
+            }
+        };
 
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
         let mut wrote_tasks = false;
