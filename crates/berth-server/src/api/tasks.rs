@@ -16,11 +16,11 @@ use std::sync::Arc;
 use berth_sched::{InstanceView, Placeable, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
 
+use super::Ctx;
 use super::clusters::read_active;
 use super::container_instances::{instance_id, new_id, read_instance};
 use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_reference};
 use super::task_state::{self, KnownContainer, KnownState};
-use super::{Ctx, Shared};
 use crate::state::instance_cache::CachedInstance;
 use crate::state::records::{InstanceRecord, TaskRecord};
 use crate::state::usage::Usage;
@@ -150,16 +150,18 @@ impl Launch<'_> {
 }
 
 /// An instance being considered, with what it has left as tasks are placed on it.
-pub(crate) struct Candidate {
-    /// The instance and its usage as the snapshot has them.
-    pub read: Arc<CachedInstance>,
+pub(crate) struct Candidate<'a> {
+    /// The instance and its usage as the snapshot has them (borrowed from the
+    /// cluster's cached instances: making a candidate of each of thousands of
+    /// instances touches none of them).
+    pub read: &'a CachedInstance,
     /// What the instance has left after this decision's reservations, once it took
     /// a task.
     pub changed: Option<Vec<Resource>>,
 }
 
-impl Candidate {
-    pub fn new(read: Arc<CachedInstance>) -> Candidate {
+impl<'a> Candidate<'a> {
+    pub fn new(read: &'a CachedInstance) -> Candidate<'a> {
         Candidate {
             read,
             changed: None,
@@ -215,7 +217,7 @@ pub(crate) fn placeable(record: &InstanceRecord) -> bool {
 
 /// Takes `need` from the candidate's remaining resources if it fits; otherwise the
 /// reasons it does not.
-fn take(candidate: &mut Candidate, need: &TaskResources) -> Result<(), Vec<&'static str>> {
+fn take(candidate: &mut Candidate<'_>, need: &TaskResources) -> Result<(), Vec<&'static str>> {
     let left = candidate.remaining();
     fits(left, need)?;
     let left = remaining(left, std::slice::from_ref(need));
@@ -236,7 +238,7 @@ pub(crate) fn placement_decision(
     ctx: &Ctx<'_>,
     cluster: &str,
     read: &Read<'_>,
-    candidates: &[Candidate],
+    candidates: &[Candidate<'_>],
     tasks: Vec<TaskRecord>,
     failures: Vec<Failure>,
 ) -> ApiResult<state::Decision<RunTaskResponse>> {
@@ -340,7 +342,7 @@ fn with_propagated_tags(
 /// from, each on the condition that it is still the version the decision read, and
 /// that the instance record is too (its status and agent connection, read but not
 /// written).
-pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate]) -> ApiResult<Txn> {
+pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate<'_>]) -> ApiResult<Txn> {
     for candidate in candidates {
         if let Some(left) = &candidate.changed {
             let mut usage = Usage {
@@ -358,30 +360,15 @@ pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate]) -> ApiRe
     Ok(txn)
 }
 
-/// The cluster's instances that can take tasks now (ACTIVE, agent connected).
-pub(crate) fn placeable_instances(
-    shared: &Shared,
-    snapshot: &Snapshot,
-    region: &str,
-    cluster: &str,
-) -> ApiResult<Vec<Candidate>> {
-    Ok(candidates_of(
-        shared
-            .instances
-            .instances(snapshot, region, cluster)?
-            .list(),
-    ))
-}
-
 /// Of the cluster's instances, those that can take tasks now (ACTIVE, agent
 /// connected), as candidates.
-pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate> {
+pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate<'_>> {
     let mut candidates = Vec::with_capacity(instances.len());
     candidates.extend(
         instances
             .iter()
             .filter(|cached| cached.placeable)
-            .map(|cached| Candidate::new(Arc::clone(cached))),
+            .map(|cached| Candidate::new(cached)),
     );
     candidates
 }
@@ -399,7 +386,7 @@ fn instance_task_groups(
     cluster: &str,
     launch: &Launch<'_>,
     rules: PlacementRules<'_>,
-    candidates: &[Candidate],
+    candidates: &[Candidate<'_>],
 ) -> ApiResult<TaskGroups> {
     let hard = !rules.constraints.is_empty()
         || launch
@@ -572,7 +559,7 @@ fn place_by_sampling(
     cluster: &str,
     launch: &Launch<'_>,
     count: i32,
-    candidates: &mut [Candidate],
+    candidates: &mut [Candidate<'_>],
     tasks: &mut Vec<TaskRecord>,
 ) -> i32 {
     let wanted = usize::try_from(count).unwrap_or(0);
@@ -612,7 +599,7 @@ pub(crate) fn place_tasks(
     cluster: &str,
     launch: &Launch<'_>,
     count: i32,
-    candidates: &mut [Candidate],
+    candidates: &mut [Candidate<'_>],
     rules: PlacementRules<'_>,
 ) -> ApiResult<(Vec<TaskRecord>, Vec<Failure>)> {
     let mut tasks = Vec::new();
@@ -728,7 +715,11 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             tags,
             req.enable_execute_command.unwrap_or(false),
         )?;
-        let mut candidates = placeable_instances(ctx.shared, snapshot, ctx.region(), &cluster)?;
+        let instances = ctx
+            .shared
+            .instances
+            .instances(snapshot, ctx.region(), &cluster)?;
+        let mut candidates = candidates_of(instances.list());
         if candidates.is_empty() {
             return Err(ApiError::invalid_parameter(
                 "No Container Instances were found in your cluster.",
@@ -787,27 +778,35 @@ pub async fn start_task(ctx: &Ctx<'_>, req: StartTaskRequest) -> ApiResult<RunTa
             tags,
             req.enable_execute_command.unwrap_or(false),
         )?;
-        let mut candidates: Vec<Candidate> = Vec::new();
+        // The instances named (each once), read first: the candidates borrow them.
+        let mut named: Vec<CachedInstance> = Vec::new();
+        for id in &ids {
+            let key = keys::container_instance(ctx.region(), &cluster, id);
+            if named.iter().any(|c| c.key == key) {
+                continue;
+            }
+            if let Some(found) = read_instance(snapshot, ctx.region(), &cluster, id)? {
+                named.push(CachedInstance::load(
+                    snapshot,
+                    key,
+                    found.mod_revision,
+                    found.value,
+                )?);
+            }
+        }
+        let mut candidates: Vec<Candidate<'_>> = named.iter().map(Candidate::new).collect();
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
         for id in &ids {
             let arn = ctx.scope.container_instance_arn(&cluster, id);
-            let Some(found) = read_instance(snapshot, ctx.region(), &cluster, id)? else {
+            let key = keys::container_instance(ctx.region(), &cluster, id);
+            if !candidates.iter().any(|c| c.key() == key) {
                 failures.push(Failure {
                     arn: Some(arn),
                     reason: Some("MISSING".to_string()),
                     detail: None,
                 });
                 continue;
-            };
-            let key = keys::container_instance(ctx.region(), &cluster, id);
-            if !candidates.iter().any(|c| c.key() == key) {
-                candidates.push(Candidate::new(Arc::new(CachedInstance::load(
-                    snapshot,
-                    key.clone(),
-                    found.mod_revision,
-                    found.value,
-                )?)));
             }
             let Some(candidate) = candidates.iter_mut().find(|c| c.key() == key) else {
                 continue;
