@@ -34,29 +34,6 @@ pub fn read_instance(
     state::read(snapshot, &keys::container_instance(region, cluster, id))
 }
 
-/// The record as the API shows it: its remaining resources and version from its
-/// usage (see [`crate::state::usage`]).
-fn shown(
-    snapshot: &Snapshot,
-    region: &str,
-    cluster: &str,
-    mut record: InstanceRecord,
-) -> ApiResult<InstanceRecord> {
-    let id = record
-        .instance
-        .container_instance_arn
-        .as_deref()
-        .and_then(|arn| arn.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string();
-    usage::overlay_from(
-        snapshot,
-        &keys::container_instance(region, cluster, &id),
-        &mut record,
-    )?;
-    Ok(record)
-}
-
 /// The tasks of a cluster placed on one instance.
 pub fn tasks_on(
     snapshot: &Snapshot,
@@ -196,7 +173,7 @@ pub async fn register_container_instance(
                 .filter(|found| found.value.instance.status.as_deref() != Some(INACTIVE)),
             None => None,
         };
-        let (id, record, revision, usage) = match existing {
+        let (id, record, revision) = match existing {
             Some(found) => {
                 let mut record = found.value;
                 let arn = record
@@ -209,12 +186,7 @@ pub async fn register_container_instance(
                     .filter(|t| !t.value.released)
                     .map(|t| t.value.reserved)
                     .collect();
-                let left = remaining(&resources, &used);
-                let key =
-                    keys::container_instance(ctx.region(), &cluster, instance_id(&cluster, &arn)?);
-                let mut usage = Usage::read(snapshot, &key, &record)?;
-                usage.set(left.clone());
-                record.instance.remaining_resources = Some(left);
+                record.instance.remaining_resources = Some(remaining(&resources, &used));
                 record.instance.registered_resources = Some(resources.clone());
                 record.instance.version_info = req.version_info.clone();
                 record.instance.attributes = Some(merge_attributes(
@@ -224,7 +196,7 @@ pub async fn register_container_instance(
                 record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
                 record.owner = ctx.access_key_id.clone().or(record.owner);
                 let id = instance_id(&cluster, &arn)?.to_string();
-                (id, record, found.mod_revision, usage)
+                (id, record, found.mod_revision)
             }
             None => {
                 let id = fresh_id.clone();
@@ -249,19 +221,25 @@ pub async fn register_container_instance(
                     owner: ctx.access_key_id.clone(),
                     disconnected_at: None,
                 };
-                let key = keys::container_instance(ctx.region(), &cluster, &id);
-                let usage = Usage {
-                    key: keys::usage_of_instance(&key),
-                    record: usage::from_instance(&record),
-                    mod_revision: 0,
-                };
-                (id, record, 0, usage)
+                (id, record, 0)
             }
         };
         let key = keys::container_instance(ctx.region(), &cluster, &id);
         let txn = txn
             .when(Compare::unchanged(&key, revision))
             .put(&key, state::encode_record(&record)?);
+        // The usage starts (or, re-registered, starts again) from what the record
+        // now says is left.
+        let mut usage = Usage::read(snapshot, &key, &record)?;
+        if revision != 0 {
+            usage.set(
+                record
+                    .instance
+                    .remaining_resources
+                    .clone()
+                    .unwrap_or_default(),
+            );
+        }
         let txn = usage.write(txn)?;
         let mut record = record;
         usage::overlay(&mut record.instance, &usage.record);
@@ -335,7 +313,7 @@ pub async fn deregister_container_instance(
         record.instance.agent_connected = Some(false);
         record.instance.version = Some(record.instance.version.unwrap_or(0) + 1);
         let txn = txn.put(&key, state::encode_record(&record)?);
-        let record = shown(snapshot, ctx.region(), &cluster, record)?;
+        usage::overlay_from(snapshot, &key, &mut record)?;
         let instance = present(snapshot, ctx.region(), &cluster, record, true)?;
         Ok((Some(txn), RegisterContainerInstanceResponse { container_instance: Some(instance) }))
     })
@@ -361,8 +339,18 @@ pub async fn describe_container_instances(
     let mut response = DescribeContainerInstancesResponse::default();
     let mut found_all = Vec::new();
     for identifier in req.container_instances {
+        // Read to be shown: with its usage overlaid.
         let found = match instance_id(&cluster, &identifier) {
-            Ok(id) => read_instance(&snapshot, ctx.region(), &cluster, id)?,
+            Ok(id) => {
+                let key = keys::container_instance(ctx.region(), &cluster, id);
+                match state::read::<InstanceRecord>(&snapshot, &key)? {
+                    Some(mut found) => {
+                        usage::overlay_from(&snapshot, &key, &mut found.value)?;
+                        Some(found)
+                    }
+                    None => None,
+                }
+            }
             Err(_) => None,
         };
         found_all.push((identifier, found));
@@ -400,13 +388,9 @@ pub async fn describe_container_instances(
                 Some(counts) => {
                     let arn = found.value.instance.container_instance_arn.as_deref();
                     let counted = arn.and_then(|arn| counts.get(arn)).copied();
-                    let record = shown(&snapshot, ctx.region(), &cluster, found.value)?;
-                    present_counted(record, with_tags, counted.unwrap_or((0, 0)))
+                    present_counted(found.value, with_tags, counted.unwrap_or((0, 0)))
                 }
-                None => {
-                    let record = shown(&snapshot, ctx.region(), &cluster, found.value)?;
-                    present(&snapshot, ctx.region(), &cluster, record, with_tags)?
-                }
+                None => present(&snapshot, ctx.region(), &cluster, found.value, with_tags)?,
             }),
             None => response.failures.push(Failure {
                 arn: Some(if identifier.starts_with("arn:") {
@@ -527,7 +511,7 @@ pub async fn update_container_instances_state(
             };
             let mut record = found.value;
             if record.instance.status.as_deref() == Some(status) {
-                let record = shown(snapshot, ctx.region(), &cluster, record)?;
+                usage::overlay_from(snapshot, &key, &mut record)?;
                 return Ok((
                     None,
                     Some(present(snapshot, ctx.region(), &cluster, record, false)?),
@@ -538,7 +522,7 @@ pub async fn update_container_instances_state(
             let txn = Txn::new()
                 .when(Compare::unchanged(&key, found.mod_revision))
                 .put(&key, state::encode_record(&record)?);
-            let record = shown(snapshot, ctx.region(), &cluster, record)?;
+            usage::overlay_from(snapshot, &key, &mut record)?;
             Ok((
                 Some(txn),
                 Some(present(snapshot, ctx.region(), &cluster, record, false)?),

@@ -390,8 +390,7 @@ async fn reconcile(
                         None => None,
                     };
                     let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
-                    let instances: HashMap<&str, &Arc<CachedInstance>> = instance_list.list().iter().map(|cached| (cached.id(), cached)).collect();
-                    let daemon = daemon_spec(snapshot, &id.region, &id.cluster, &instances, &holding, &record.service, definition.as_ref())?;
+                    let daemon = daemon_spec(snapshot, &id.region, &id.cluster, instance_list.list(), &holding, &record.service, definition.as_ref())?;
                     spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
                         u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
                     } else {
@@ -569,22 +568,26 @@ fn daemon_spec(
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-    instances: &HashMap<&str, &Arc<CachedInstance>>,
+    instances: &[Arc<CachedInstance>],
     holding: &BTreeSet<&str>,
     service: &Service,
     definition: Option<&TaskDefinitionRecord>,
 ) -> ApiResult<plan::DaemonSpec> {
-    let mut ids: Vec<&str> = instances
+    // In key order, so by id.
+    let candidates: Vec<&CachedInstance> = instances
         .iter()
-        .filter(|(id, cached)| {
+        .filter(|cached| {
             let r = &cached.record;
             r.instance.status.as_deref() == Some("ACTIVE")
-                && (r.instance.agent_connected == Some(true) || holding.contains(*id))
+                && (r.instance.agent_connected == Some(true) || holding.contains(cached.id()))
         })
-        .map(|(id, _)| *id)
+        .map(|cached| &**cached)
         .collect();
-    ids.sort();
-    let views: Vec<InstanceView> = ids.iter().map(|id| instances[*id].view.clone()).collect();
+    let ids: Vec<&str> = candidates.iter().map(|cached| cached.id()).collect();
+    let views: Vec<InstanceView> = candidates
+        .iter()
+        .map(|cached| cached.view.clone())
+        .collect();
     let definition_constraints = definition
         .and_then(|d| d.task_definition.placement_constraints.clone())
         .unwrap_or_default();
@@ -612,8 +615,8 @@ fn daemon_spec(
     }
     let draining: BTreeSet<&str> = instances
         .iter()
-        .filter(|(_, c)| c.record.instance.status.as_deref() == Some(DRAINING))
-        .filter_map(|(_, c)| c.record.instance.container_instance_arn.as_deref())
+        .filter(|c| c.record.instance.status.as_deref() == Some(DRAINING))
+        .filter_map(|c| c.record.instance.container_instance_arn.as_deref())
         .collect();
     let mut busy = BTreeSet::new();
     if !draining.is_empty() {

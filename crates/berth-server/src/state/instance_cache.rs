@@ -47,8 +47,6 @@ pub struct CachedInstance {
     pub zone: Option<Arc<str>>,
     /// Whether tasks may be placed on it ([`placeable`](crate::api::tasks::placeable)).
     pub placeable: bool,
-    /// Where the id starts in the key.
-    id_at: usize,
     /// The snapshot entries this was decoded from, when it was: a later snapshot
     /// holding the very same entries (same allocations) holds the same records.
     source: Option<Arc<KeyValue>>,
@@ -56,12 +54,6 @@ pub struct CachedInstance {
 }
 
 impl CachedInstance {
-    /// The instance with the usage its record implies (no usage record).
-    pub fn new(key: String, mod_revision: i64, record: InstanceRecord) -> CachedInstance {
-        let usage = usage::from_instance(&record);
-        CachedInstance::with(key, mod_revision, Arc::new(record), usage, 0)
-    }
-
     /// The instance stored at `key` with its usage as `snapshot` holds it.
     pub fn load(
         snapshot: &Snapshot,
@@ -88,14 +80,14 @@ impl CachedInstance {
     ) -> CachedInstance {
         let mut view = crate::api::tasks::instance_view(&record);
         view.remaining = Remaining::from_resources(&usage.remaining_resources);
-        let id_at = key.rfind('/').map_or(0, |at| at + 1);
+        let id = key.rsplit('/').next().unwrap_or_default();
         let zone = view
             .attributes
             .get(ZONE_ATTRIBUTE)
             .and_then(|value| value.as_deref())
             .map(Arc::from);
         CachedInstance {
-            shared_id: Arc::from(key.get(id_at..).unwrap_or_default()),
+            shared_id: Arc::from(id),
             zone,
             placeable: crate::api::tasks::placeable(&record),
             key,
@@ -104,7 +96,6 @@ impl CachedInstance {
             usage,
             usage_revision,
             view,
-            id_at,
             source: None,
             usage_source: None,
         }
@@ -125,7 +116,6 @@ impl CachedInstance {
             shared_id: Arc::clone(&self.shared_id),
             zone: self.zone.clone(),
             placeable: self.placeable,
-            id_at: self.id_at,
             source: self.source.clone(),
             usage_source: None,
         }
@@ -133,7 +123,7 @@ impl CachedInstance {
 
     /// The instance's id, the last segment of its key.
     pub fn id(&self) -> &str {
-        self.key.get(self.id_at..).unwrap_or_default()
+        &self.shared_id
     }
 
     /// Whether this was decoded from exactly these snapshot entries.
@@ -253,10 +243,8 @@ impl InstanceCache {
                             found.push(Arc::clone(entry));
                         }
                     } else if entry.mod_revision == kv.mod_revision {
-                        let record = match usage {
-                            Some(usage) => usage::decode(usage)?,
-                            None => usage::from_instance(&entry.record),
-                        };
+                        let (record, _) =
+                            usage::stored_or_implied(usage.map(|u| &**u), &entry.record)?;
                         let mut fresh = entry.with_usage(record, usage_revision);
                         fresh.usage_source = usage.cloned();
                         materialize(&mut found, old, at - 1).push(Arc::new(fresh));
@@ -323,10 +311,7 @@ where
 
 fn decode(kv: &Arc<KeyValue>, usage: Option<&Arc<KeyValue>>) -> ApiResult<CachedInstance> {
     let record: InstanceRecord = super::decode_record(kv)?;
-    let (usage_record, usage_revision) = match usage {
-        Some(u) => (usage::decode(u)?, u.mod_revision),
-        None => (usage::from_instance(&record), 0),
-    };
+    let (usage_record, usage_revision) = usage::stored_or_implied(usage.map(|u| &**u), &record)?;
     let mut cached = CachedInstance::with(
         kv.key.clone(),
         kv.mod_revision,

@@ -47,18 +47,12 @@ impl Usage {
         instance: &InstanceRecord,
     ) -> ApiResult<Usage> {
         let key = keys::usage_of_instance(instance_key);
-        match snapshot.get(&key) {
-            Some(kv) => Ok(Usage {
-                record: decode(kv)?,
-                mod_revision: kv.mod_revision,
-                key,
-            }),
-            None => Ok(Usage {
-                record: from_instance(instance),
-                mod_revision: 0,
-                key,
-            }),
-        }
+        let (record, mod_revision) = stored_or_implied(snapshot.get(&key), instance)?;
+        Ok(Usage {
+            key,
+            record,
+            mod_revision,
+        })
     }
 
     /// Sets the remaining resources, counting the change.
@@ -76,13 +70,25 @@ impl Usage {
     }
 }
 
+/// The usage record `stored` (with its revision), or the one `instance` implies
+/// when none is stored (revision 0).
+pub fn stored_or_implied(
+    stored: Option<&KeyValue>,
+    instance: &InstanceRecord,
+) -> ApiResult<(UsageRecord, i64)> {
+    match stored {
+        Some(kv) => Ok((decode(kv)?, kv.mod_revision)),
+        None => Ok((from_instance(instance), 0)),
+    }
+}
+
 /// Decodes a stored usage record.
 pub fn decode(kv: &KeyValue) -> ApiResult<UsageRecord> {
     super::decode_record(kv)
 }
 
 /// The usage an instance record implies when no usage record is stored.
-pub fn from_instance(instance: &InstanceRecord) -> UsageRecord {
+fn from_instance(instance: &InstanceRecord) -> UsageRecord {
     UsageRecord {
         remaining_resources: instance
             .instance
