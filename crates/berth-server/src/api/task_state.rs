@@ -358,7 +358,7 @@ impl Decide<'_> {
         // instance record is large, and a report comes with every state change.
         let owner = match snapshot.get(&instance_key) {
             Some(kv) => {
-                serde_json::from_slice::<InstanceOwner>(&kv.value)
+                crate::state::codec::decode::<InstanceOwner>(&kv.value)
                     .map_err(|_| {
                         ApiError::server(format!("The record {instance_key} is corrupt."))
                     })?
@@ -395,7 +395,7 @@ impl Decide<'_> {
                 txn = usage.write(txn)?;
             }
         }
-        Ok(Some(txn.put(&key, state::encode_record(&record)?)))
+        Ok(Some(txn.put(&key, state::encode_task(&record)?)))
     }
 }
 

@@ -263,7 +263,7 @@ pub(crate) fn placement_decision(
         let key = keys::task(ctx.region(), cluster, task.id());
         txn = txn
             .when(Compare::absent(&key))
-            .put(key, state::encode_record(task)?);
+            .put(key, state::encode_task(task)?);
     }
     Ok((Some(txn), response))
 }
@@ -877,7 +877,7 @@ pub async fn stop_task(ctx: &Ctx<'_>, req: StopTaskRequest) -> ApiResult<StopTas
         record.task.version = Some(record.task.version.unwrap_or(0) + 1);
         let txn = Txn::new()
             .when(Compare::unchanged(&key, found.mod_revision))
-            .put(&key, state::encode_record(&record)?);
+            .put(&key, state::encode_task(&record)?);
         Ok((
             Some(txn),
             StopTaskResponse {

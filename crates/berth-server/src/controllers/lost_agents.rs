@@ -63,7 +63,7 @@ fn disconnected_since(kv: &KeyValue) -> Option<f64> {
         disconnected_at: Option<f64>,
     }
     instance_key_parts(&kv.key)?;
-    let record: Head = serde_json::from_slice(&kv.value).ok()?;
+    let record: Head = crate::state::codec::decode(&kv.value).ok()?;
     if record.status.as_deref() == Some(INACTIVE) || record.agent_connected == Some(true) {
         return None;
     }
@@ -225,7 +225,7 @@ async fn stop_tasks_of(
             }
             txn = txn
                 .when(Compare::unchanged(&kv.key, kv.mod_revision))
-                .put(&kv.key, state::encode_record(&task)?);
+                .put(&kv.key, state::encode_task(&task)?);
             stopped += 1;
         }
         if stopped == 0 {

@@ -55,7 +55,7 @@ pub struct TaskHead {
 
 impl TaskHead {
     pub fn decode(kv: &KeyValue) -> Option<TaskHead> {
-        serde_json::from_slice(&kv.value).ok()
+        crate::state::codec::decode(&kv.value).ok()
     }
 
     /// The service the task belongs to, if it is a service's task that still
@@ -224,7 +224,7 @@ impl ServiceIndex {
         match kind {
             "cluster" => dirty.cluster(region, cluster),
             "instance" => {
-                let head = serde_json::from_slice::<InstanceHead>(&kv.value).ok();
+                let head = crate::state::codec::decode::<InstanceHead>(&kv.value).ok();
                 let Some(head) = head else {
                     dirty.cluster(region, cluster);
                     return;
@@ -236,7 +236,7 @@ impl ServiceIndex {
             }
             "service" => {
                 dirty.service(region, cluster, rest);
-                let record: Option<ServiceRecord> = serde_json::from_slice(&kv.value).ok();
+                let record: Option<ServiceRecord> = crate::state::codec::decode(&kv.value).ok();
                 match record.filter(|r| {
                     r.service.status.as_deref() != Some(ServiceStatus::Inactive.as_str())
                 }) {

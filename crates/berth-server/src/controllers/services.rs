@@ -433,7 +433,7 @@ async fn reconcile(
             if accounted {
                 task.accounted = true;
             }
-            txn = txn.when(Compare::unchanged(*task_key, kv.mod_revision)).put(*task_key, state::encode_record(&task)?);
+            txn = txn.when(Compare::unchanged(*task_key, kv.mod_revision)).put(*task_key, state::encode_task(&task)?);
             wrote_tasks = true;
         }
         // Deployments as planned; a rollback makes the old task definition current.
@@ -531,7 +531,7 @@ async fn reconcile(
             txn = with_reservations(txn, &candidates)?;
             for task in &new_tasks {
                 let task_key = keys::task(&id.region, &id.cluster, task.id());
-                txn = txn.when(Compare::absent(&task_key)).put(task_key, state::encode_record(task)?);
+                txn = txn.when(Compare::absent(&task_key)).put(task_key, state::encode_task(task)?);
             }
             wrote_tasks = true;
         }

@@ -1,6 +1,7 @@
 //! Typed access to the store: JSON records under the keys of [`keys`], and the
 //! optimistic-concurrency loop every write goes through.
 
+pub mod codec;
 pub mod instance_cache;
 pub mod keys;
 pub mod records;
@@ -23,15 +24,24 @@ pub struct Versioned<T> {
 }
 
 pub fn decode_record<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {
-    serde_json::from_slice(&kv.value).map_err(|err| {
+    codec::decode(&kv.value).map_err(|err| {
         tracing::error!(key = %kv.key, %err, "undecodable record in the store");
         ApiError::server(format!("The record {} is corrupt.", kv.key))
     })
 }
 
+/// A record as stored: plain JSON (task records: [`encode_task`]).
 pub fn encode_record<T: Serialize>(value: &T) -> ApiResult<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|err| ApiError::server(format!("Cannot encode a record: {err}")))
+    codec::encode_json(value).map_err(encode_error)
+}
+
+/// A task record as stored: compressed (see [`codec`]).
+pub fn encode_task(record: &records::TaskRecord) -> ApiResult<Vec<u8>> {
+    codec::encode_compressed(record).map_err(encode_error)
+}
+
+fn encode_error(err: codec::CodecError) -> ApiError {
+    ApiError::server(format!("Cannot encode a record: {err}"))
 }
 
 /// Reads and decodes one record.

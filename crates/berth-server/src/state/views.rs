@@ -47,7 +47,7 @@ pub struct TaskSummary {
 impl TaskSummary {
     /// Decodes the summary of a task record; `None` if it is not one.
     pub fn of(kv: &KeyValue) -> Option<TaskSummary> {
-        serde_json::from_slice(&kv.value).ok()
+        crate::state::codec::decode(&kv.value).ok()
     }
     pub fn last(&self) -> Option<TaskStatus> {
         self.last_status.as_deref().and_then(TaskStatus::parse)
