@@ -111,7 +111,7 @@ async fn read_until(
         .snapshot()
         .await?
         .iter_prefix("bench/")
-        .map(|kv| kv.key.clone())
+        .map(|kv| kv.key.to_string())
         .collect();
     if keys.is_empty() {
         return Ok(0);

@@ -183,7 +183,7 @@ mod tests {
             map.insert(
                 Arc::from(*k),
                 Arc::new(KeyValue {
-                    key: (*k).to_owned(),
+                    key: Arc::from(*k),
                     value: Bytes::from(k.to_string()),
                     create_revision: rev,
                     mod_revision: rev,
@@ -198,7 +198,7 @@ mod tests {
     }
 
     fn keys(kvs: &[KeyValue]) -> Vec<&str> {
-        kvs.iter().map(|kv| kv.key.as_str()).collect()
+        kvs.iter().map(|kv| &*kv.key).collect()
     }
 
     #[test]
@@ -255,12 +255,8 @@ mod tests {
     #[test]
     fn iter_prefix_goes_both_ways() {
         let s = snapshot(&["k/a", "k/b", "k/c", "l"]);
-        let fwd: Vec<_> = s.iter_prefix("k/").map(|kv| kv.key.as_str()).collect();
-        let back: Vec<_> = s
-            .iter_prefix("k/")
-            .rev()
-            .map(|kv| kv.key.as_str())
-            .collect();
+        let fwd: Vec<_> = s.iter_prefix("k/").map(|kv| &*kv.key).collect();
+        let back: Vec<_> = s.iter_prefix("k/").rev().map(|kv| &*kv.key).collect();
         assert_eq!(fwd, ["k/a", "k/b", "k/c"]);
         assert_eq!(back, ["k/c", "k/b", "k/a"]);
         assert_eq!(s.get("k/b").map(|kv| kv.create_revision), Some(2));

@@ -349,7 +349,7 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
         conn.prepare("SELECT key, value, create_revision, mod_revision, version FROM kv")?;
     let rows = stmt.query_map([], |r| {
         Ok(KeyValue {
-            key: r.get(0)?,
+            key: Arc::from(r.get::<_, String>(0)?),
             value: Bytes::from(r.get::<_, Vec<u8>>(1)?),
             create_revision: r.get(2)?,
             mod_revision: r.get(3)?,
@@ -369,7 +369,7 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
                 kv.key, kv.create_revision, kv.mod_revision, kv.version
             )));
         }
-        map.insert(Arc::from(kv.key.as_str()), Arc::new(kv));
+        map.insert(kv.key.clone(), Arc::new(kv));
     }
     Ok(Index { map, revision })
 }
@@ -422,7 +422,7 @@ impl Writer {
                     revision += 1;
                     touched.extend(changes.iter().map(|c| match c {
                         Change::Put(kv) => kv.key.clone(),
-                        Change::Delete { key } => key.clone(),
+                        Change::Delete { key } => Arc::from(key.as_str()),
                     }));
                     changed.push(Arc::new(ChangeBatch { revision, changes }));
                     TxnOutcome::Committed { revision }
@@ -505,15 +505,16 @@ fn apply(
                     Some(old) => (old.create_revision, old.version + 1),
                     None => (revision, 1),
                 };
-                let entry = Arc::from(key.as_str());
+                let entry: Arc<str> = Arc::from(key);
                 let kv = KeyValue {
-                    key,
+                    key: entry.clone(),
                     value,
                     create_revision,
                     mod_revision: revision,
                     version,
                 };
-                working.insert(entry, Arc::new(kv.clone()));
+                let kv = Arc::new(kv);
+                working.insert(entry, Arc::clone(&kv));
                 changes.push(Change::Put(kv));
             }
             Op::Delete { key } => {
@@ -531,7 +532,7 @@ fn apply(
 fn persist(
     conn: &mut Connection,
     working: &OrdMap<Arc<str>, Arc<KeyValue>>,
-    touched: &BTreeSet<String>,
+    touched: &BTreeSet<Arc<str>>,
     revision: i64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -547,15 +548,15 @@ fn persist(
         )?;
         let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
         for key in touched {
-            match working.get(key.as_str()) {
+            match working.get(&**key) {
                 Some(kv) => put.execute(params![
-                    kv.key,
+                    &*kv.key,
                     kv.value.as_ref(),
                     kv.create_revision,
                     kv.mod_revision,
                     kv.version
                 ])?,
-                None => delete.execute([key])?,
+                None => delete.execute([&**key])?,
             };
         }
         tx.prepare_cached("UPDATE meta SET v = ?1 WHERE k = 'revision'")?

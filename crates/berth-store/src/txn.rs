@@ -1,11 +1,14 @@
 //! Transactions, their conditions and their results.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// One key with its value and revisions, as etcd reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
-    pub key: String,
+    /// The key, shared with the store's index (one allocation per key, not two).
+    pub key: Arc<str>,
     pub value: Bytes,
     /// Revision of the transaction that created this key (since its last deletion).
     pub create_revision: i64,
@@ -83,10 +86,11 @@ pub enum TxnOutcome {
     Conflict,
 }
 
-/// One key's change in a committed transaction.
+/// One key's change in a committed transaction. A put carries the entry the store's
+/// index holds (shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Put(KeyValue),
+    Put(Arc<KeyValue>),
     Delete { key: String },
 }
 

@@ -102,8 +102,8 @@ async fn prefix_scans_page_in_both_directions() -> Result {
             break;
         }
         assert!(page.len() <= 10);
-        cursor = page.last().map(|kv| kv.key.clone());
-        seen.extend(page.into_iter().map(|kv| kv.key));
+        cursor = page.last().map(|kv| kv.key.to_string());
+        seen.extend(page.into_iter().map(|kv| kv.key.to_string()));
     }
     let expected: Vec<String> = (0..25).map(|i| format!("svc/c1/{i:03}")).collect();
     assert_eq!(seen, expected);
@@ -115,14 +115,14 @@ async fn prefix_scans_page_in_both_directions() -> Result {
         if page.is_empty() {
             break;
         }
-        cursor = page.last().map(|kv| kv.key.clone());
-        seen_rev.extend(page.into_iter().map(|kv| kv.key));
+        cursor = page.last().map(|kv| kv.key.to_string());
+        seen_rev.extend(page.into_iter().map(|kv| kv.key.to_string()));
     }
     let mut reversed = expected.clone();
     reversed.reverse();
     assert_eq!(seen_rev, reversed);
 
-    let all: Vec<&str> = s.iter_prefix("svc/").map(|kv| kv.key.as_str()).collect();
+    let all: Vec<&str> = s.iter_prefix("svc/").map(|kv| &*kv.key).collect();
     assert_eq!(all.len(), 29);
     assert!(all.windows(2).all(|w| w[0] < w[1]));
     Ok(())

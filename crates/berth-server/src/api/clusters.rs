@@ -384,10 +384,7 @@ pub async fn list_clusters(
         .as_deref()
         .map(|name| format!("{prefix}{name}"));
     for kv in snapshot.iter_prefix(&prefix) {
-        if start
-            .as_deref()
-            .is_some_and(|start| kv.key.as_str() <= start)
-        {
+        if start.as_deref().is_some_and(|start| &*kv.key <= start) {
             continue;
         }
         let cluster: Cluster = state::decode_record(kv)?;

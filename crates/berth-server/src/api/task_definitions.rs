@@ -129,7 +129,7 @@ pub(crate) fn find(
                         value: state::decode_record(kv)?,
                         mod_revision: kv.mod_revision,
                     };
-                    return Ok(Some((kv.key.clone(), found)));
+                    return Ok(Some((kv.key.to_string(), found)));
                 }
             }
             Ok(None)

@@ -224,8 +224,8 @@ async fn stop_tasks_of(
                 release(&mut left, &registered, &task.reserved);
             }
             txn = txn
-                .when(Compare::unchanged(&kv.key, kv.mod_revision))
-                .put(&kv.key, state::encode_task(&task)?);
+                .when(Compare::unchanged(&*kv.key, kv.mod_revision))
+                .put(&*kv.key, state::encode_task(&task)?);
             stopped += 1;
         }
         if stopped == 0 {

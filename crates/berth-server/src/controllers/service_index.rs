@@ -10,15 +10,18 @@
 //! before using it, so it never misses a task that snapshot holds (it may list a key
 //! the snapshot does not have yet, which the reader skips).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use berth_model::service::{SchedulingStrategy, ServiceStatus};
-use berth_model::task::{HealthStatus, TaskStopCode};
+use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
 use berth_store::{Change, ChangeBatch, KeyValue, Snapshot};
 use serde::Deserialize;
 
 use crate::api::services::ServiceRecord;
+use crate::state::codec;
+use crate::state::interner::Interner;
 
 /// A service, by where it lives.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,33 +39,92 @@ type Owner = (String, String, String);
 
 /// The members of a task record that the index and the service planner read (the
 /// rest is skipped when decoding): a pass over a service reads these for each of its
-/// tasks, and the whole record only of those it changes.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// tasks, and the whole record only of those it changes. The strings that many tasks
+/// repeat (group, deployment, instance ARN) are one shared copy each, from the
+/// index's [`Interner`]; statuses are decoded to their enums.
+#[derive(Debug)]
 pub struct TaskHead {
     pub task_arn: Option<Arc<str>>,
-    pub group: Option<String>,
-    pub last_status: Option<String>,
-    pub desired_status: Option<String>,
+    pub group: Option<Arc<str>>,
+    pub last_status: Option<TaskStatus>,
+    pub desired_status: Option<TaskStatus>,
     pub started_by: Option<Arc<str>>,
     pub health_status: Option<HealthStatus>,
-    pub container_instance_arn: Option<String>,
+    pub container_instance_arn: Option<Arc<str>>,
     pub started_at: Option<f64>,
     pub stop_code: Option<TaskStopCode>,
-    #[serde(rename = "berthAccounted", default)]
     pub accounted: bool,
 }
 
+/// [`TaskHead`] as the JSON has it, borrowing its strings from the record.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHead<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    task_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    last_status: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    desired_status: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    started_by: Option<Cow<'a, str>>,
+    #[serde(default)]
+    health_status: Option<HealthStatus>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    container_instance_arn: Option<Cow<'a, str>>,
+    #[serde(default)]
+    started_at: Option<f64>,
+    #[serde(default)]
+    stop_code: Option<TaskStopCode>,
+    #[serde(rename = "berthAccounted", default)]
+    accounted: bool,
+}
+
+/// An optional string, borrowed from the input unless it has escapes.
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'a>>::deserialize(deserializer)?.map(|text| text.0))
+}
+
 impl TaskHead {
-    pub fn decode(kv: &KeyValue) -> Option<TaskHead> {
-        crate::state::codec::decode(&kv.value).ok()
+    /// The head of a task record; `None` if the value is not one.
+    pub fn decode(kv: &KeyValue, strings: &mut Interner) -> Option<TaskHead> {
+        let json = codec::json(&kv.value).ok()?;
+        let raw: RawHead = serde_json::from_slice(&json).ok()?;
+        Some(TaskHead {
+            task_arn: raw.task_arn.map(|arn| Arc::from(&*arn)),
+            group: raw.group.map(|group| strings.intern(&group)),
+            last_status: raw.last_status.as_deref().and_then(TaskStatus::parse),
+            desired_status: raw.desired_status.as_deref().and_then(TaskStatus::parse),
+            started_by: raw.started_by.map(|by| strings.intern(&by)),
+            health_status: raw.health_status,
+            container_instance_arn: raw.container_instance_arn.map(|arn| strings.intern(&arn)),
+            started_at: raw.started_at,
+            stop_code: raw.stop_code,
+            accounted: raw.accounted,
+        })
+    }
+
+    /// Gives the head's shared strings back to the interner they came from.
+    fn release(self, strings: &mut Interner) {
+        for shared in [self.group, self.started_by, self.container_instance_arn]
+            .into_iter()
+            .flatten()
+        {
+            strings.release(shared);
+        }
     }
 
     /// The service the task belongs to, if it is a service's task that still
     /// matters to it (not both STOPPED and accounted for).
     pub fn service(&self) -> Option<&str> {
         let service = self.group.as_deref()?.strip_prefix("service:")?;
-        let done = self.last_status.as_deref() == Some("STOPPED") && self.accounted;
+        let done = self.last_status == Some(TaskStatus::Stopped) && self.accounted;
         (!done).then_some(service)
     }
 }
@@ -72,6 +134,16 @@ impl TaskHead {
 pub struct IndexedTask {
     pub mod_revision: i64,
     pub head: Arc<TaskHead>,
+}
+
+impl IndexedTask {
+    /// Gives the head's shared strings back (if a pass still holds the head, the
+    /// interner's sweep takes them once it is done).
+    fn release(self, strings: &mut Interner) {
+        if let Ok(head) = Arc::try_unwrap(self.head) {
+            head.release(strings);
+        }
+    }
 }
 
 /// `/{region}/{kind}/{cluster}/{rest}` -> (region, kind, cluster, rest).
@@ -159,6 +231,8 @@ pub struct ServiceIndex {
     owners: HashMap<Arc<str>, Arc<Owner>>,
     /// Instance key -> its status and connection, to tell which changes matter.
     instances: HashMap<String, InstanceHead>,
+    /// The strings the tasks' heads share.
+    strings: Interner,
 }
 
 impl ServiceIndex {
@@ -229,9 +303,9 @@ impl ServiceIndex {
                     dirty.cluster(region, cluster);
                     return;
                 };
-                if self.instances.get(&kv.key) != Some(&head) {
+                if self.instances.get(&*kv.key) != Some(&head) {
                     dirty.cluster(region, cluster);
-                    self.instances.insert(kv.key.clone(), head);
+                    self.instances.insert(kv.key.to_string(), head);
                 }
             }
             "service" => {
@@ -247,43 +321,53 @@ impl ServiceIndex {
                             replica: record.service.scheduling() != SchedulingStrategy::Daemon,
                             name: record.service.service_name.unwrap_or_default(),
                         };
-                        self.services.insert(kv.key.clone(), id);
+                        self.services.insert(kv.key.to_string(), id);
                     }
                     None => {
-                        self.services.remove(&kv.key);
+                        self.services.remove(&*kv.key);
                     }
                 }
             }
             "task" => {
-                let head = TaskHead::decode(kv);
+                let head = TaskHead::decode(kv, &mut self.strings);
                 let owner = head.as_ref().and_then(|head| {
                     let service = head.service()?;
                     Some((region.to_string(), cluster.to_string(), service.to_string()))
                 });
-                if let (Some(owner), Some(head)) = (owner, head) {
-                    let task = IndexedTask {
-                        mod_revision: kv.mod_revision,
-                        head: Arc::new(head),
-                    };
-                    dirty.service(&owner.0, &owner.1, &owner.2);
-                    let (key, owner) = match self.owners.get_key_value(kv.key.as_str()) {
-                        Some((key, known)) if **known == owner => {
-                            (Arc::clone(key), Arc::clone(known))
+                match (owner, head) {
+                    (Some(owner), Some(head)) => {
+                        let task = IndexedTask {
+                            mod_revision: kv.mod_revision,
+                            head: Arc::new(head),
+                        };
+                        dirty.service(&owner.0, &owner.1, &owner.2);
+                        let (key, owner) = match self.owners.get_key_value(&*kv.key) {
+                            Some((key, known)) if **known == owner => {
+                                (Arc::clone(key), Arc::clone(known))
+                            }
+                            _ => {
+                                self.remove(&kv.key, dirty);
+                                // The key is the store's own allocation, shared.
+                                let key = Arc::clone(&kv.key);
+                                let owner = match self.tasks.get_key_value(&owner) {
+                                    Some((shared, _)) => Arc::clone(shared),
+                                    None => Arc::new(owner),
+                                };
+                                self.owners.insert(Arc::clone(&key), Arc::clone(&owner));
+                                (key, owner)
+                            }
+                        };
+                        let replaced = self.tasks.entry(owner).or_default().insert(key, task);
+                        if let Some(replaced) = replaced {
+                            replaced.release(&mut self.strings);
                         }
-                        _ => {
-                            self.remove(&kv.key, dirty);
-                            let key: Arc<str> = Arc::from(kv.key.as_str());
-                            let owner = match self.tasks.get_key_value(&owner) {
-                                Some((shared, _)) => Arc::clone(shared),
-                                None => Arc::new(owner),
-                            };
-                            self.owners.insert(Arc::clone(&key), Arc::clone(&owner));
-                            (key, owner)
+                    }
+                    (_, head) => {
+                        if let Some(head) = head {
+                            head.release(&mut self.strings);
                         }
-                    };
-                    self.tasks.entry(owner).or_default().insert(key, task);
-                } else {
-                    self.remove(&kv.key, dirty);
+                        self.remove(&kv.key, dirty);
+                    }
                 }
             }
             _ => {}
@@ -302,7 +386,9 @@ impl ServiceIndex {
         if let Some(owner) = self.owners.remove(key) {
             dirty.service(&owner.0, &owner.1, &owner.2);
             if let Some(keys) = self.tasks.get_mut(&owner) {
-                keys.remove(key);
+                if let Some(removed) = keys.remove(key) {
+                    removed.release(&mut self.strings);
+                }
                 if keys.is_empty() {
                     self.tasks.remove(&owner);
                 }
@@ -316,14 +402,14 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn kv(key: &str, value: serde_json::Value, revision: i64) -> KeyValue {
-        KeyValue {
-            key: key.to_string(),
+    fn kv(key: &str, value: serde_json::Value, revision: i64) -> Arc<KeyValue> {
+        Arc::new(KeyValue {
+            key: Arc::from(key),
             value: Bytes::from(value.to_string()),
             create_revision: revision,
             mod_revision: revision,
             version: 1,
-        }
+        })
     }
 
     fn batch(revision: i64, changes: Vec<Change>) -> ChangeBatch {
@@ -419,7 +505,7 @@ mod tests {
         assert_eq!(&**found, key);
         assert_eq!(indexed.mod_revision, 2);
         let head = &indexed.head;
-        assert_eq!(head.last_status.as_deref(), Some("RUNNING"));
+        assert_eq!(head.last_status, Some(TaskStatus::Running));
         assert_eq!(head.started_by.as_deref(), Some("ecs-svc/1"));
         assert_eq!(head.health_status, Some(HealthStatus::Healthy));
         assert_eq!(head.started_at, Some(1700000000.5));
@@ -438,6 +524,26 @@ mod tests {
             };
             assert!(Arc::ptr_eq(owned, &task_key));
         }
+        // The strings tasks repeat are one copy each.
+        let both = index.tasks_of("r", "c", "web");
+        let [(_, a), (_, b)] = both.as_slice() else {
+            panic!("two tasks");
+        };
+        for (x, y) in [
+            (
+                &a.head.container_instance_arn,
+                &b.head.container_instance_arn,
+            ),
+            (&a.head.started_by, &b.head.started_by),
+            (&a.head.group, &b.head.group),
+        ] {
+            let (Some(x), Some(y)) = (x, y) else {
+                panic!("both set");
+            };
+            assert!(Arc::ptr_eq(x, y));
+        }
+        drop(both);
+        drop(tasks);
         index.apply_for_test(&batch(
             6,
             vec![Change::Delete {
@@ -464,6 +570,7 @@ mod tests {
         ));
         assert!(index.tasks_of("r", "c", "api").is_empty());
         assert!(index.owners.is_empty() && index.tasks.is_empty());
+        assert!(index.strings.is_empty(), "every shared string given back");
     }
 
     #[test]

@@ -230,11 +230,6 @@ fn absorb(index: &mut Option<ServiceIndex>, batch: &ChangeBatch, dirty: &mut ser
     }
 }
 
-fn task_status(text: Option<&str>) -> TaskStatus {
-    text.and_then(TaskStatus::parse)
-        .unwrap_or(TaskStatus::Pending)
-}
-
 fn spec_of(service: &Service, running_grace: Duration) -> ServiceSpec {
     let scheduling = service.scheduling();
     let config = service.deployment_configuration.clone().unwrap_or_default();
@@ -348,8 +343,8 @@ async fn reconcile(
                     tasks.push(ServiceTask {
                         task_arn: record.task_arn.clone().unwrap_or_default(),
                         deployment_id: record.started_by.clone().unwrap_or_default(),
-                        last_status: task_status(record.last_status.as_deref()),
-                        desired_status: task_status(record.desired_status.as_deref()),
+                        last_status: record.last_status.unwrap_or(TaskStatus::Pending),
+                        desired_status: record.desired_status.unwrap_or(TaskStatus::Pending),
                         health: record.health_status.unwrap_or(HealthStatus::Unknown),
                         instance_id: cached.map(|c| Arc::clone(&c.shared_id)).or_else(|| instance_id.map(Arc::from)),
                         zone: cached.and_then(|c| c.zone.clone()),
@@ -541,7 +536,7 @@ async fn reconcile(
         record.service.pending_count = Some(i32::try_from(outcome.pending_count).unwrap_or(i32::MAX));
         record.scheduler = std::mem::take(&mut outcome.state);
         let draining = record.service.status.as_deref() == Some(ServiceStatus::Draining.as_str());
-        if draining && heads.iter().all(|(_, t)| t.last_status.as_deref() == Some(TaskStatus::Stopped.as_str())) && outcome.start.is_empty() {
+        if draining && heads.iter().all(|(_, t)| t.last_status == Some(TaskStatus::Stopped)) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
         // Unchanged if it encodes to the bytes stored (records are written by this

@@ -21,7 +21,7 @@ use crate::state::views::{TaskSummary, is_task_key};
 #[derive(Debug)]
 pub enum Push {
     /// A task of the session's instance changed (its record as committed).
-    Task(KeyValue),
+    Task(Arc<KeyValue>),
     /// Changes were missed: the session must send the whole desired set again.
     Resync,
 }
@@ -125,7 +125,7 @@ async fn dispatch(
         while let Ok(batch) = feed.try_recv() {
             batches.push(batch);
         }
-        let mut routed: Vec<(String, KeyValue)> = Vec::new();
+        let mut routed: Vec<(String, Arc<KeyValue>)> = Vec::new();
         for batch in &batches {
             for change in &batch.changes {
                 if let Change::Put(kv) = change

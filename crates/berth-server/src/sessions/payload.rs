@@ -20,9 +20,9 @@ pub struct Payloads {
     cluster_arn: String,
     instance_arn: String,
     seq_num: u64,
-    /// The desired status last sent for each task, so a change of known state alone
-    /// (which the agent itself reported) is not echoed back.
-    sent: HashMap<String, DesiredStatus>,
+    /// The desired status last sent for each task, by task id, so a change of known
+    /// state alone (which the agent itself reported) is not echoed back.
+    sent: HashMap<Box<str>, DesiredStatus>,
     acknowledged: u64,
 }
 
@@ -97,7 +97,7 @@ impl Payloads {
                 continue;
             }
             if let Some(task) = desired(&snapshot, region, &record)? {
-                self.sent.insert(task.task_arn.clone(), task.desired_status);
+                self.sent.insert(record.id().into(), task.desired_status);
                 tasks.push(task);
             }
         }
@@ -116,18 +116,18 @@ impl Payloads {
             if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn) {
                 continue;
             }
-            let arn = record.task.task_arn.clone().unwrap_or_default();
+            let id = record.id();
             if record.is_stopped() {
                 // The agent reported it stopped: there is nothing left to tell it.
-                self.sent.remove(&arn);
+                self.sent.remove(id);
                 continue;
             }
             let status = desired_status(record);
-            if self.sent.get(&arn) == Some(&status) {
+            if self.sent.get(id) == Some(&status) {
                 continue;
             }
             if let Some(task) = desired(snapshot, region, record)? {
-                self.sent.insert(arn, status);
+                self.sent.insert(id.into(), status);
                 tasks.push(task);
             }
         }

@@ -223,10 +223,7 @@ impl InstanceCache {
             let usage = usage_of(&mut usages, id_of(&kv.key));
             let usage_revision = usage.map_or(0, |u| u.mod_revision);
             let start = at;
-            while old
-                .get(at)
-                .is_some_and(|e| e.key.as_str() < kv.key.as_str())
-            {
+            while old.get(at).is_some_and(|e| e.key.as_str() < &*kv.key) {
                 at += 1;
             }
             if at > start {
@@ -234,7 +231,7 @@ impl InstanceCache {
                 materialize(&mut found, old, start);
             }
             match old.get(at) {
-                Some(entry) if entry.key == kv.key => {
+                Some(entry) if *entry.key == *kv.key => {
                     at += 1;
                     if entry.mod_revision == kv.mod_revision
                         && entry.usage_revision == usage_revision
@@ -313,7 +310,7 @@ fn decode(kv: &Arc<KeyValue>, usage: Option<&Arc<KeyValue>>) -> ApiResult<Cached
     let record: InstanceRecord = super::decode_record(kv)?;
     let (usage_record, usage_revision) = usage::stored_or_implied(usage.map(|u| &**u), &record)?;
     let mut cached = CachedInstance::with(
-        kv.key.clone(),
+        kv.key.to_string(),
         kv.mod_revision,
         Arc::new(record),
         usage_record,

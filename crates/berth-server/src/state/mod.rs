@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod instance_cache;
+pub mod interner;
 pub mod keys;
 pub mod records;
 pub mod usage;

@@ -21,6 +21,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use super::interner::Interner;
+
 /// How long a reader waits for the view to catch up before it scans instead.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
@@ -98,6 +100,8 @@ pub struct TaskView {
     revision: i64,
     tasks: HashMap<Arc<str>, Entry>,
     instances: HashMap<Arc<str>, InstanceTasks>,
+    /// The tasks' groups, one copy of each.
+    groups: Interner,
 }
 
 impl TaskView {
@@ -138,10 +142,8 @@ impl TaskView {
         let Some(summary) = TaskSummary::of(kv) else {
             return;
         };
-        let key: Arc<str> = match self.tasks.get_key_value(kv.key.as_str()) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(kv.key.as_str()),
-        };
+        // The key is the store's own allocation, shared.
+        let key: Arc<str> = Arc::clone(&kv.key);
         self.remove(&key);
         let instance_arn = summary.container_instance_arn.clone().unwrap_or_default();
         let instance: Arc<str> = match self.instances.get_key_value(instance_arn.as_str()) {
@@ -150,7 +152,9 @@ impl TaskView {
         };
         let entry = Entry {
             instance: Arc::clone(&instance),
-            group: Arc::from(summary.group.as_deref().unwrap_or_default()),
+            group: self
+                .groups
+                .intern(summary.group.as_deref().unwrap_or_default()),
             running: summary.last() == Some(TaskStatus::Running),
             stopped: summary.is_stopped(),
             desired_stopped: summary.desired() == Some(TaskStatus::Stopped),
@@ -170,6 +174,7 @@ impl TaskView {
                 self.instances.remove(&entry.instance);
             }
         }
+        self.groups.release(entry.group);
     }
 }
 
