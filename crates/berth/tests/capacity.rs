@@ -354,6 +354,10 @@ async fn a_draining_instance_takes_no_new_tasks() -> TestResult {
     let client = stack.client();
     let arn = stack.instance_arn(0)?;
     let definition = register(&client, "drained", vec![container("main", UNTIL_TERM)]).await?;
+    // A task placed just before the drain: the placement right after it may sample
+    // the instances as that one read them (still ACTIVE), and must still not place
+    // there (its write is conditional on the instance record it read).
+    let before = run_task(&client, &definition).await?;
 
     let out = client
         .update_container_instances_state()
@@ -401,5 +405,6 @@ async fn a_draining_instance_takes_no_new_tasks() -> TestResult {
         .await?;
     let task = run_task(&client, &definition).await?;
     wait_running(&client, task.task_arn().req("task ARN")?).await?;
+    wait_running(&client, before.task_arn().req("task ARN")?).await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use berth_model::{ApiError, ApiResult};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_sched::{InstanceView, Placeable, PlacementRequest, Remaining};
 use berth_store::{Compare, Snapshot, Txn};
@@ -550,6 +551,14 @@ fn only_random(launch: &Launch<'_>, rules: PlacementRules<'_>) -> bool {
 /// request to the engine (see [`berth_sched::sample`]).
 const SAMPLING_MISSES: u32 = 64;
 
+/// How old the cluster's instances as last read may be for RunTask's first attempt
+/// at a random placement: within this, it samples them without reading every
+/// instance again (a walk of the whole cluster per request). The placement's write
+/// is conditional on the record and usage revisions it read, so an instance changed
+/// since (resources taken, DRAINING, agent gone, deregistered) makes it fail to
+/// commit, and the retry reads them all.
+const RECENT_INSTANCES: Duration = Duration::from_millis(25);
+
 /// Random placement by rejection sampling ([`berth_sched::sample_random`]): each
 /// task goes to an instance chosen uniformly among the candidates it fits on,
 /// taking its resources there. Returns how many tasks it placed (pushed onto
@@ -696,7 +705,13 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             .await;
     }
     drop(snapshot);
+    let rules = PlacementRules {
+        constraints: req.placement_constraints.as_deref().unwrap_or_default(),
+        strategies: req.placement_strategy.as_deref().unwrap_or_default(),
+    };
+    let mut attempts = 0;
     state::write(ctx.store, |snapshot| {
+        attempts += 1;
         let cluster_record = read_active(snapshot, ctx.region(), &cluster)?;
         let (definition_key, definition) =
             runnable_definition(ctx, snapshot, &req.task_definition)?;
@@ -715,6 +730,28 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             tags,
             req.enable_execute_command.unwrap_or(false),
         )?;
+        let read = Read {
+            cluster_revision: cluster_record.mod_revision,
+            definition_key: &definition_key,
+            definition_revision: definition.mod_revision,
+        };
+        // A first attempt at a random placement samples the instances as recently
+        // read; anything short of placing every task goes on to the full read.
+        if attempts == 1
+            && only_random(&launch, rules)
+            && let Some(recent) =
+                ctx.shared
+                    .instances
+                    .recent(ctx.region(), &cluster, RECENT_INSTANCES)
+        {
+            let mut candidates = candidates_of(recent.list());
+            let mut tasks = Vec::new();
+            if place_by_sampling(ctx, &cluster, &launch, count, &mut candidates, &mut tasks)
+                == count
+            {
+                return placement_decision(ctx, &cluster, &read, &candidates, tasks, Vec::new());
+            }
+        }
         let instances = ctx
             .shared
             .instances
@@ -732,16 +769,8 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
             &launch,
             count,
             &mut candidates,
-            PlacementRules {
-                constraints: req.placement_constraints.as_deref().unwrap_or_default(),
-                strategies: req.placement_strategy.as_deref().unwrap_or_default(),
-            },
+            rules,
         )?;
-        let read = Read {
-            cluster_revision: cluster_record.mod_revision,
-            definition_key: &definition_key,
-            definition_revision: definition.mod_revision,
-        };
         placement_decision(ctx, &cluster, &read, &candidates, tasks, failures)
     })
     .await

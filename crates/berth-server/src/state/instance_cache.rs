@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::iter::Peekable;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use berth_model::ApiResult;
 use berth_sched::{InstanceView, Remaining};
@@ -179,10 +180,10 @@ impl ClusterInstances {
     }
 }
 
-/// Per cluster, the instances as last read.
+/// Per cluster, the instances as last read, and when they were last found current.
 #[derive(Default)]
 pub struct InstanceCache {
-    clusters: Mutex<HashMap<String, Arc<ClusterInstances>>>,
+    clusters: Mutex<HashMap<String, (Arc<ClusterInstances>, Instant)>>,
 }
 
 impl InstanceCache {
@@ -200,7 +201,11 @@ impl InstanceCache {
         cluster: &str,
     ) -> ApiResult<Arc<ClusterInstances>> {
         let prefix = keys::container_instances(region, cluster);
-        let cached = self.lock().get(&prefix).cloned().unwrap_or_default();
+        let cached = self
+            .lock()
+            .get(&prefix)
+            .map(|(cached, _)| Arc::clone(cached))
+            .unwrap_or_default();
         let old = cached.list();
         let mut usages = snapshot
             .iter_prefix_shared(&keys::instance_usages(region, cluster))
@@ -259,7 +264,13 @@ impl InstanceCache {
             keys_changed = true;
             materialize(&mut found, old, at);
         }
+        let now = Instant::now();
         let Some(found) = found else {
+            if let Some((held, at)) = self.lock().get_mut(&prefix)
+                && Arc::ptr_eq(held, &cached)
+            {
+                *at = now;
+            }
             return Ok(cached);
         };
         let fresh = Arc::new(ClusterInstances::new(
@@ -270,12 +281,28 @@ impl InstanceCache {
         if fresh.list.is_empty() {
             clusters.remove(&prefix);
         } else {
-            clusters.insert(prefix, Arc::clone(&fresh));
+            clusters.insert(prefix, (Arc::clone(&fresh), now));
         }
         Ok(fresh)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClusterInstances>>> {
+    /// The cluster's instances as last read, if they were found current within
+    /// `max_age`, without reading the store. They may be behind it: a decision made on
+    /// them must be conditional on the revisions it read (as every placement is, on
+    /// each instance's record and usage), and is then correct or fails to commit.
+    pub fn recent(
+        &self,
+        region: &str,
+        cluster: &str,
+        max_age: Duration,
+    ) -> Option<Arc<ClusterInstances>> {
+        let prefix = keys::container_instances(region, cluster);
+        let clusters = self.lock();
+        let (cached, at) = clusters.get(&prefix)?;
+        (at.elapsed() <= max_age).then(|| Arc::clone(cached))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<ClusterInstances>, Instant)>> {
         self.clusters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -349,9 +376,18 @@ mod tests {
             .commit(put("a", 1024)?.put(format!("{prefix}b"), record("b", 512)?))
             .await?;
         let cache = InstanceCache::default();
+        let hour = Duration::from_secs(3600);
+        assert!(cache.recent("r", "c", hour).is_none(), "never read");
         let first_version = cache.instances(&store.snapshot().await?, "r", "c")?;
         let first = first_version.list();
         assert_eq!(first.len(), 2);
+        // The version last read is what `recent` gives, without a snapshot.
+        assert!(
+            cache
+                .recent("r", "c", hour)
+                .is_some_and(|r| Arc::ptr_eq(&r, &first_version))
+        );
+        assert!(cache.recent("r", "other", hour).is_none());
         assert_eq!(first[0].view.remaining.cpu, 1024);
         let again = cache.instances(&store.snapshot().await?, "r", "c")?;
         // Nothing changed: the very same version, found by identity.
@@ -362,8 +398,19 @@ mod tests {
         // A changed record is decoded again; the others are kept.
         store.commit(put("b", 256)?).await?;
         let old = store.snapshot().await?;
+        assert!(
+            cache
+                .recent("r", "c", hour)
+                .is_some_and(|r| Arc::ptr_eq(&r, &first_version)),
+            "recent gives what was last read, even if the store has moved on"
+        );
         let changed_version = cache.instances(&old, "r", "c")?;
         let changed = changed_version.list();
+        assert!(
+            cache
+                .recent("r", "c", hour)
+                .is_some_and(|r| Arc::ptr_eq(&r, &changed_version))
+        );
         assert!(Arc::ptr_eq(&first[0], &changed[0]));
         assert_eq!(changed[1].view.remaining.cpu, 256);
         // Same keys: the positions are shared, and still right.
