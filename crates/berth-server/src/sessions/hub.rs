@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use berth_model::task::TaskStatus;
+use berth_proto::DesiredStatus;
 use berth_store::{Change, KeyValue, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -20,8 +22,15 @@ use crate::state::views::{TaskSummary, is_task_key};
 /// What the dispatcher hands a session.
 #[derive(Debug)]
 pub enum Push {
-    /// A task of the session's instance changed (its record as committed).
-    Task(Arc<KeyValue>),
+    /// A task of the session's instance changed: its record as committed, and what
+    /// the dispatcher read of it (so that a session can tell that it has nothing to
+    /// send without decoding the whole record).
+    Task {
+        kv: Arc<KeyValue>,
+        id: Box<str>,
+        stopped: bool,
+        desired: DesiredStatus,
+    },
     /// Changes were missed: the session must send the whole desired set again.
     Resync,
 }
@@ -125,15 +134,25 @@ async fn dispatch(
         while let Ok(batch) = feed.try_recv() {
             batches.push(batch);
         }
-        let mut routed: Vec<(String, Arc<KeyValue>)> = Vec::new();
+        let mut routed: Vec<(String, Push)> = Vec::new();
         for batch in &batches {
             for change in &batch.changes {
                 if let Change::Put(kv) = change
                     && is_task_key(&kv.key)
-                    && let Some(instance) =
-                        TaskSummary::of(kv).and_then(|t| t.container_instance_arn)
+                    && let Some(mut summary) = TaskSummary::of(kv)
+                    && let Some(instance) = summary.container_instance_arn.take()
                 {
-                    routed.push((instance, kv.clone()));
+                    let push = Push::Task {
+                        kv: Arc::clone(kv),
+                        id: kv.key.rsplit('/').next().unwrap_or_default().into(),
+                        stopped: summary.is_stopped(),
+                        desired: if summary.desired() == Some(TaskStatus::Stopped) {
+                            DesiredStatus::Stopped
+                        } else {
+                            DesiredStatus::Running
+                        },
+                    };
+                    routed.push((instance, push));
                 }
             }
         }
@@ -141,9 +160,9 @@ async fn dispatch(
             continue;
         }
         let current = lock(&routes);
-        for (instance, kv) in routed {
+        for (instance, push) in routed {
             if let Some(session) = current.get(&instance) {
-                let _ = session.push.send(Push::Task(kv));
+                let _ = session.push.send(push);
             }
         }
     }

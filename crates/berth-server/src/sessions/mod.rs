@@ -268,8 +268,12 @@ async fn serve(
                 let mut resync = false;
                 for push in pushes {
                     match push {
-                        Push::Task(kv) => {
-                            if let Ok(record) = state::decode_record::<TaskRecord>(&kv) {
+                        Push::Task { kv, id, stopped, desired } => {
+                            // Most changes are the agent's own reports, already known to it:
+                            // only a task with something to send is decoded.
+                            if payloads.has_news(&id, stopped, desired)
+                                && let Ok(record) = state::decode_record::<TaskRecord>(&kv)
+                            {
                                 changed.push(record);
                             }
                         }

@@ -104,6 +104,17 @@ impl Payloads {
         Ok(self.message(tasks, true))
     }
 
+    /// Whether a changed task (its id, whether it is STOPPED, the desired status to
+    /// send) may have something to tell the agent; a STOPPED one is forgotten here,
+    /// as [`Payloads::delta`] would.
+    pub fn has_news(&mut self, id: &str, stopped: bool, desired: DesiredStatus) -> bool {
+        if stopped {
+            self.sent.remove(id);
+            return false;
+        }
+        self.sent.get(id) != Some(&desired)
+    }
+
     /// The tasks among `changed` whose desired state the agent has not been sent yet.
     pub fn delta(
         &mut self,
@@ -199,4 +210,32 @@ fn known_status(text: &str) -> Option<berth_proto::TaskStatus> {
         TaskStatus::Deprovisioning => Deprovisioning,
         TaskStatus::Stopped | TaskStatus::Deleted => Stopped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tasks_with_a_desired_status_not_yet_sent_have_news() {
+        let mut payloads = Payloads::new("arn:cluster", "arn:instance");
+        assert!(
+            payloads.has_news("t1", false, DesiredStatus::Running),
+            "never sent"
+        );
+        payloads.sent.insert("t1".into(), DesiredStatus::Running);
+        assert!(
+            !payloads.has_news("t1", false, DesiredStatus::Running),
+            "the agent's own report of a task it was sent"
+        );
+        assert!(
+            payloads.has_news("t1", false, DesiredStatus::Stopped),
+            "now to stop"
+        );
+        assert!(
+            !payloads.has_news("t1", true, DesiredStatus::Stopped),
+            "stopped"
+        );
+        assert!(payloads.sent.is_empty(), "a stopped task is forgotten");
+    }
 }
