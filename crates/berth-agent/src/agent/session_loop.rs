@@ -21,6 +21,9 @@ use crate::client::session::{self, SessionStream};
 use crate::client::{ApiClient, ClientError};
 use crate::engine::TaskEngine;
 
+/// The most reports written to the session before one flush.
+const MAX_REPORT_BURST: usize = 64;
+
 /// Exponential backoff with full jitter, as the ECS agent reconnects.
 #[derive(Debug)]
 pub struct Backoff {
@@ -191,9 +194,23 @@ impl SessionLoop {
                 }
                 report = self.reports.recv() => {
                     let Some(report) = report else { return Ended::Shutdown };
-                    pending.insert(report.task_arn.clone(), report.clone());
-                    if let Err(why) = send(&mut stream, &AgentMessage::TaskStateChange(report)).await {
-                        return Ended::Lost(why);
+                    // This report and every one already waiting, written as one burst
+                    // and flushed once (a write to the socket each was most of a
+                    // simulated agent's time).
+                    let mut burst = vec![report];
+                    while burst.len() < MAX_REPORT_BURST
+                        && let Ok(more) = self.reports.try_recv()
+                    {
+                        burst.push(more);
+                    }
+                    for report in burst {
+                        pending.insert(report.task_arn.clone(), report.clone());
+                        if let Err(why) = queue(&mut stream, &AgentMessage::TaskStateChange(report)).await {
+                            return Ended::Lost(why);
+                        }
+                    }
+                    if let Err(why) = stream.flush().await {
+                        return Ended::Lost(why.to_string());
                     }
                 }
                 frame = stream.next() => {
@@ -236,6 +253,15 @@ impl SessionLoop {
             }
         }
     }
+}
+
+/// Writes `message` to the stream's buffer without flushing it (see `send`).
+async fn queue(stream: &mut SessionStream, message: &AgentMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|err| err.to_string())?;
+    stream
+        .feed(Message::text(text))
+        .await
+        .map_err(|err| err.to_string())
 }
 
 async fn send(stream: &mut SessionStream, message: &AgentMessage) -> Result<(), String> {
