@@ -501,11 +501,14 @@ fn apply(
     for op in txn.ops {
         match op {
             Op::Put { key, value } => {
-                let (create_revision, version) = match working.get(key.as_str()) {
-                    Some(old) => (old.create_revision, old.version + 1),
-                    None => (revision, 1),
+                // A key keeps its first allocation for as long as it exists, so
+                // every version of it, and every index that holds it, shares one.
+                let (entry, create_revision, version) = match working.get_key_value(key.as_str()) {
+                    Some((shared, old)) => {
+                        (Arc::clone(shared), old.create_revision, old.version + 1)
+                    }
+                    None => (Arc::from(key), revision, 1),
                 };
-                let entry: Arc<str> = Arc::from(key);
                 let kv = KeyValue {
                     key: entry.clone(),
                     value,

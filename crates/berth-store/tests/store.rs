@@ -81,6 +81,34 @@ async fn revisions_and_versions_follow_etcd() -> Result {
 }
 
 #[tokio::test]
+async fn every_version_of_a_key_shares_one_allocation_of_it() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir)?;
+    let mut feed = store.watch();
+    committed(&store, Txn::new().put("shared/key", "1")).await?;
+    let first = store.snapshot().await?;
+    committed(&store, Txn::new().put("shared/key", "2")).await?;
+    let second = store.snapshot().await?;
+    let (Some(a), Some(b)) = (first.get("shared/key"), second.get("shared/key")) else {
+        return Err("the key is stored".into());
+    };
+    assert_eq!(&*b.value, b"2");
+    assert!(
+        Arc::ptr_eq(&a.key, &b.key),
+        "the second version reuses the key"
+    );
+    // The change feed carries the index's own entries.
+    for _ in 0..2 {
+        let batch = feed.recv().await?;
+        let Some(Change::Put(put)) = batch.changes.first() else {
+            return Err("a put".into());
+        };
+        assert!(Arc::ptr_eq(&put.key, &a.key));
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn prefix_scans_page_in_both_directions() -> Result {
     let dir = tempfile::tempdir()?;
     let store = open(&dir)?;
