@@ -135,17 +135,25 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<bool> {
         args.services, args.clients
     );
     println!(
-        "| instances | tasks | agents connected in | requests sent in | all RUNNING in | tasks/s | server peak RSS | server RSS at end | server CPU (cores) | simulation CPU (cores) | other CPU | RunTask retries |"
+        "| instances | tasks | agents connected in | requests sent in | all RUNNING in | tasks/s | server peak RSS | server RSS at end | server CPU (cores) | simulation CPU (cores) | other CPU | server CPU per task | simulation CPU per task | RunTask retries |"
     );
     println!(
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let mut all_done = true;
     for o in &outcomes {
         all_done &= o.finished;
         let rate = o.running as f64 / o.elapsed.as_secs_f64().max(1e-9);
+        // CPU time per task RUNNING: steadier than the rate on a shared machine,
+        // where the rate moves with what else runs.
+        let per_task = |cores: f64| {
+            format!(
+                "{:.3} ms",
+                cores * o.elapsed.as_secs_f64() * 1e3 / (o.running.max(1) as f64)
+            )
+        };
         println!(
-            "| {} | {} | {:.1} s | {:.1} s | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {:.1} s | {:.1} s | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} |",
             report::thousands(o.instances as u64),
             report::thousands(o.tasks as u64),
             o.connect.as_secs_f64(),
@@ -165,6 +173,8 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<bool> {
             o.server_cpu.map_or("?".into(), |c| format!("{c:.2}")),
             o.bench_cpu,
             o.other_cpu,
+            o.server_cpu.map_or("?".into(), per_task),
+            per_task(o.bench_cpu),
             o.run_task_failures,
         );
     }
