@@ -264,12 +264,10 @@ async fn queue(stream: &mut SessionStream, message: &AgentMessage) -> Result<(),
         .map_err(|err| err.to_string())
 }
 
+/// Writes `message` and flushes it.
 async fn send(stream: &mut SessionStream, message: &AgentMessage) -> Result<(), String> {
-    let text = serde_json::to_string(message).map_err(|err| err.to_string())?;
-    stream
-        .send(Message::text(text))
-        .await
-        .map_err(|err| err.to_string())
+    queue(stream, message).await?;
+    stream.flush().await.map_err(|err| err.to_string())
 }
 
 #[cfg(test)]

@@ -298,7 +298,7 @@ impl ServiceIndex {
         match kind {
             "cluster" => dirty.cluster(region, cluster),
             "instance" => {
-                let head = crate::state::codec::decode::<InstanceHead>(&kv.value).ok();
+                let head = codec::decode::<InstanceHead>(&kv.value).ok();
                 let Some(head) = head else {
                     dirty.cluster(region, cluster);
                     return;
@@ -310,7 +310,7 @@ impl ServiceIndex {
             }
             "service" => {
                 dirty.service(region, cluster, rest);
-                let record: Option<ServiceRecord> = crate::state::codec::decode(&kv.value).ok();
+                let record: Option<ServiceRecord> = codec::decode(&kv.value).ok();
                 match record.filter(|r| {
                     r.service.status.as_deref() != Some(ServiceStatus::Inactive.as_str())
                 }) {

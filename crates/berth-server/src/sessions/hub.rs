@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use berth_model::task::TaskStatus;
 use berth_proto::DesiredStatus;
 use berth_store::{Change, KeyValue, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
+use super::payload::desired_status_of;
 use crate::state::views::{TaskSummary, is_task_key};
 
 /// What the dispatcher hands a session.
@@ -146,11 +146,7 @@ async fn dispatch(
                         kv: Arc::clone(kv),
                         id: kv.key.rsplit('/').next().unwrap_or_default().into(),
                         stopped: summary.is_stopped(),
-                        desired: if summary.desired() == Some(TaskStatus::Stopped) {
-                            DesiredStatus::Stopped
-                        } else {
-                            DesiredStatus::Running
-                        },
+                        desired: desired_status_of(summary.desired()),
                     };
                     routed.push((instance, push));
                 }

@@ -146,12 +146,17 @@ impl Payloads {
     }
 }
 
-fn desired_status(record: &TaskRecord) -> DesiredStatus {
-    if record.desired_status() == Some(TaskStatus::Stopped) {
+/// What the agent is told of a task whose desired status is `status`.
+pub fn desired_status_of(status: Option<TaskStatus>) -> DesiredStatus {
+    if status == Some(TaskStatus::Stopped) {
         DesiredStatus::Stopped
     } else {
         DesiredStatus::Running
     }
+}
+
+fn desired_status(record: &TaskRecord) -> DesiredStatus {
+    desired_status_of(record.desired_status())
 }
 
 /// The desired task for the agent, or None if its task definition is gone.
