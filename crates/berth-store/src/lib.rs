@@ -14,7 +14,7 @@ mod txn;
 
 pub use error::StoreError;
 pub use memory_index::Snapshot;
-pub use txn::{Change, ChangeBatch, Compare, KeyValue, Op, Txn, TxnOutcome};
+pub use txn::{Change, ChangeBatch, Compare, Decoded, KeyValue, Op, Txn, TxnOutcome};
 
 use std::sync::Arc;
 

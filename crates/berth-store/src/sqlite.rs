@@ -255,7 +255,7 @@ fn check(txn: &Txn) -> Result<usize, StoreError> {
     let mut written = HashSet::with_capacity(txn.ops.len());
     for op in &txn.ops {
         let key = match op {
-            Op::Put { key, value } => {
+            Op::Put { key, value, .. } => {
                 if value.len() > MAX_VALUE_BYTES {
                     return Err(StoreError::TooLarge {
                         what: "value",
@@ -421,7 +421,7 @@ impl Writer {
                 Some(changes) => {
                     revision += 1;
                     touched.extend(changes.iter().map(|c| match c {
-                        Change::Put(kv) => kv.key.clone(),
+                        Change::Put { kv, .. } => kv.key.clone(),
                         Change::Delete { key } => Arc::from(key.as_str()),
                     }));
                     changed.push(Arc::new(ChangeBatch { revision, changes }));
@@ -500,7 +500,11 @@ fn apply(
     let mut changes = Vec::with_capacity(txn.ops.len());
     for op in txn.ops {
         match op {
-            Op::Put { key, value } => {
+            Op::Put {
+                key,
+                value,
+                decoded,
+            } => {
                 // A key keeps its first allocation for as long as it exists, so
                 // every version of it, and every index that holds it, shares one.
                 let (entry, create_revision, version) = match working.get_key_value(key.as_str()) {
@@ -518,7 +522,7 @@ fn apply(
                 };
                 let kv = Arc::new(kv);
                 working.insert(entry, Arc::clone(&kv));
-                changes.push(Change::Put(kv));
+                changes.push(Change::Put { kv, decoded });
             }
             Op::Delete { key } => {
                 if working.remove(key.as_str()).is_some() {

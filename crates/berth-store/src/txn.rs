@@ -1,5 +1,7 @@
 //! Transactions, their conditions and their results.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,11 +44,50 @@ impl Compare {
     }
 }
 
+/// A written value in the writer's own form (the record it encoded), handed to the
+/// change feed with the bytes so that readers of the feed need not decode them again.
+/// It travels with the change only: the store keeps and persists the bytes alone, and
+/// a reader of a snapshot, or of a change without it, decodes the bytes.
+#[derive(Clone)]
+pub struct Decoded(Arc<dyn Any + Send + Sync>);
+
+impl Decoded {
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Decoded(Arc::new(value))
+    }
+    /// The value, if it is a `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(&self.0).downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Decoded(..)")
+    }
+}
+
+/// Two are equal when they are the same value (the form is not comparable).
+impl PartialEq for Decoded {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Decoded {}
+
 /// A write of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Bytes },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Bytes,
+        /// What `value` encodes, for the change feed ([`Decoded`]).
+        decoded: Option<Decoded>,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 /// Compare-and-swap over several keys: if every compare holds, apply every op.
@@ -68,6 +109,21 @@ impl Txn {
         self.ops.push(Op::Put {
             key: key.into(),
             value: value.into(),
+            decoded: None,
+        });
+        self
+    }
+    /// A put of `value`, which encodes `decoded`: readers of the change feed get both.
+    pub fn put_decoded(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+        decoded: Decoded,
+    ) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+            decoded: Some(decoded),
         });
         self
     }
@@ -87,11 +143,24 @@ pub enum TxnOutcome {
 }
 
 /// One key's change in a committed transaction. A put carries the entry the store's
-/// index holds (shared, not copied).
+/// index holds (shared, not copied), and the writer's decoded form of the value when
+/// it gave one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Put(Arc<KeyValue>),
-    Delete { key: String },
+    Put {
+        kv: Arc<KeyValue>,
+        decoded: Option<Decoded>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl Change {
+    /// A put without a decoded form.
+    pub fn put(kv: Arc<KeyValue>) -> Self {
+        Change::Put { kv, decoded: None }
+    }
 }
 
 /// All changes of one committed transaction, published on the change feed.

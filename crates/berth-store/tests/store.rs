@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_store::sqlite::{MAX_KEY_BYTES, MAX_VALUE_BYTES, SqliteStore};
-use berth_store::{Change, Compare, KeyValue, Store, StoreError, Txn, TxnOutcome};
+use berth_store::{Change, Compare, Decoded, KeyValue, Store, StoreError, Txn, TxnOutcome};
 use bytes::Bytes;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -100,11 +100,56 @@ async fn every_version_of_a_key_shares_one_allocation_of_it() -> Result {
     // The change feed carries the index's own entries.
     for _ in 0..2 {
         let batch = feed.recv().await?;
-        let Some(Change::Put(put)) = batch.changes.first() else {
+        let Some(Change::Put { kv: put, .. }) = batch.changes.first() else {
             return Err("a put".into());
         };
         assert!(Arc::ptr_eq(&put.key, &a.key));
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_decoded_value_travels_with_its_change_and_is_not_stored() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir)?;
+    let mut feed = store.watch();
+    let decoded = Decoded::new(String::from("the writer's own form"));
+    let txn = Txn::new()
+        .put_decoded("with", "bytes", decoded.clone())
+        .put("without", "plain");
+    committed(&store, txn).await?;
+    let batch = feed.recv().await?;
+    let mut seen = Vec::new();
+    for change in &batch.changes {
+        let Change::Put { kv, decoded: given } = change else {
+            return Err("a put".into());
+        };
+        let form = given.as_ref().and_then(Decoded::get::<String>);
+        seen.push((kv.key.to_string(), form.map(|form| form.to_string())));
+        if let Some(given) = given {
+            assert_eq!(given, &decoded, "the very value the writer gave");
+            assert!(given.get::<u32>().is_none(), "only as its own type");
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (
+                "with".to_string(),
+                Some("the writer's own form".to_string())
+            ),
+            ("without".to_string(), None),
+        ]
+    );
+    // The store keeps the bytes: a reopened store has them, and nothing else.
+    drop(feed);
+    drop(store);
+    let store = open(&dir)?;
+    let snapshot = store.snapshot().await?;
+    assert_eq!(
+        snapshot.get("with").map(|kv| kv.value.to_vec()),
+        Some(b"bytes".to_vec())
+    );
     Ok(())
 }
 
@@ -355,7 +400,7 @@ async fn change_feed_is_in_revision_order() -> Result {
         assert_eq!(batch.revision, expected_revision);
         for change in &batch.changes {
             match change {
-                Change::Put(kv) => {
+                Change::Put { kv, .. } => {
                     assert_eq!(kv.mod_revision, batch.revision);
                     puts += 1;
                 }

@@ -306,7 +306,7 @@ pub async fn deregister_container_instance(
             record.task.stopped_at = Some(ctx.now);
             record.task.version = Some(record.task.version.unwrap_or(0) + 1);
             record.released = true;
-            txn = txn.when(Compare::unchanged(&task_key, task.mod_revision)).put(&task_key, state::encode_task(&record)?);
+            txn = state::put_task(txn.when(Compare::unchanged(&task_key, task.mod_revision)), &task_key, record)?;
         }
         let mut record = found.value;
         record.instance.status = Some(INACTIVE.to_string());

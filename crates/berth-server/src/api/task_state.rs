@@ -395,7 +395,7 @@ impl Decide<'_> {
                 txn = usage.write(txn)?;
             }
         }
-        Ok(Some(txn.put(&key, state::encode_task(&record)?)))
+        Ok(Some(state::put_task(txn, key, record)?))
     }
 }
 

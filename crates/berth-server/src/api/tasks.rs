@@ -262,9 +262,7 @@ pub(crate) fn placement_decision(
     let mut txn = with_reservations(txn, candidates)?;
     for task in &tasks {
         let key = keys::task(ctx.region(), cluster, task.id());
-        txn = txn
-            .when(Compare::absent(&key))
-            .put(key, state::encode_task(task)?);
+        txn = state::put_task(txn.when(Compare::absent(&key)), key, task.clone())?;
     }
     Ok((Some(txn), response))
 }
@@ -456,7 +454,11 @@ fn instance_task_groups(
         if task.desired() == Some(TaskStatus::Stopped) {
             continue;
         }
-        let instance = task.container_instance_arn.clone().unwrap_or_default();
+        let instance = task
+            .container_instance_arn
+            .clone()
+            .unwrap_or_default()
+            .into_owned();
         if task.last() == Some(TaskStatus::Running) {
             *running.entry(instance.clone()).or_default() += 1;
         }
@@ -464,7 +466,7 @@ fn instance_task_groups(
             *groups
                 .entry(instance)
                 .or_default()
-                .entry(group)
+                .entry(group.into_owned())
                 .or_default() += 1;
         }
     }
@@ -904,15 +906,13 @@ pub async fn stop_task(ctx: &Ctx<'_>, req: StopTaskRequest) -> ApiResult<StopTas
         );
         record.task.stop_code = Some(TaskStopCode::UserInitiated);
         record.task.version = Some(record.task.version.unwrap_or(0) + 1);
-        let txn = Txn::new()
-            .when(Compare::unchanged(&key, found.mod_revision))
-            .put(&key, state::encode_task(&record)?);
-        Ok((
-            Some(txn),
-            StopTaskResponse {
-                task: Some(record.task),
-            },
-        ))
+        let task = record.task.clone();
+        let txn = state::put_task(
+            Txn::new().when(Compare::unchanged(&key, found.mod_revision)),
+            &key,
+            record,
+        )?;
+        Ok((Some(txn), StopTaskResponse { task: Some(task) }))
     })
     .await
 }
@@ -1033,7 +1033,10 @@ pub async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> ApiResult<ListT
             matches = record.task.launch_type == Some(launch_type);
         }
         if matches {
-            found.push((id.to_string(), task.task_arn.clone().unwrap_or_default()));
+            found.push((
+                id.to_string(),
+                task.task_arn.clone().unwrap_or_default().into_owned(),
+            ));
             if found.len() > page_request.limit {
                 break;
             }

@@ -123,7 +123,7 @@ pub async fn run(app: Arc<App>) {
                     Ok(batch) => {
                         for change in &batch.changes {
                             match change {
-                                Change::Put(kv) if kv.key.contains("/instance/") => observe(&mut watched, &kv.key, Some(kv)),
+                                Change::Put { kv, .. } if kv.key.contains("/instance/") => observe(&mut watched, &kv.key, Some(kv)),
                                 Change::Delete { key } if key.contains("/instance/") => observe(&mut watched, key, None),
                                 _ => {}
                             }
@@ -223,9 +223,11 @@ async fn stop_tasks_of(
                 task.released = true;
                 release(&mut left, &registered, &task.reserved);
             }
-            txn = txn
-                .when(Compare::unchanged(&*kv.key, kv.mod_revision))
-                .put(&*kv.key, state::encode_task(&task)?);
+            txn = state::put_task(
+                txn.when(Compare::unchanged(&*kv.key, kv.mod_revision)),
+                &*kv.key,
+                task,
+            )?;
             stopped += 1;
         }
         if stopped == 0 {

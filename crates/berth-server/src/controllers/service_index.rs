@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 use berth_model::service::{SchedulingStrategy, ServiceStatus};
 use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
-use berth_store::{Change, ChangeBatch, KeyValue, Snapshot};
+use berth_store::{Change, ChangeBatch, Decoded, KeyValue, Snapshot};
 use serde::Deserialize;
 
 use crate::api::services::ServiceRecord;
 use crate::state::codec;
 use crate::state::interner::Interner;
+use crate::state::records::TaskRecord;
 
 /// A service, by where it lives.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,7 +97,40 @@ impl TaskHead {
     pub fn decode(kv: &KeyValue, strings: &mut Interner) -> Option<TaskHead> {
         let json = codec::json(&kv.value).ok()?;
         let raw: RawHead = serde_json::from_slice(&json).ok()?;
-        Some(TaskHead {
+        Some(TaskHead::of_raw(raw, strings))
+    }
+
+    /// The head of the task record a put of the change feed wrote: from the writer's
+    /// own record when it handed it over, else decoded.
+    pub fn of_change(
+        kv: &KeyValue,
+        decoded: Option<&Decoded>,
+        strings: &mut Interner,
+    ) -> Option<TaskHead> {
+        let Some(record) = decoded.and_then(Decoded::get::<TaskRecord>) else {
+            return TaskHead::decode(kv, strings);
+        };
+        fn borrow(member: &Option<String>) -> Option<Cow<'_, str>> {
+            member.as_deref().map(Cow::Borrowed)
+        }
+        let task = &record.task;
+        let raw = RawHead {
+            task_arn: task.task_arn.as_deref().map(Cow::Borrowed),
+            group: borrow(&task.group),
+            last_status: borrow(&task.last_status),
+            desired_status: borrow(&task.desired_status),
+            started_by: borrow(&task.started_by),
+            health_status: task.health_status,
+            container_instance_arn: borrow(&task.container_instance_arn),
+            started_at: task.started_at,
+            stop_code: task.stop_code,
+            accounted: record.accounted,
+        };
+        Some(TaskHead::of_raw(raw, strings))
+    }
+
+    fn of_raw(raw: RawHead<'_>, strings: &mut Interner) -> TaskHead {
+        TaskHead {
             task_arn: raw.task_arn.map(|arn| Arc::from(&*arn)),
             group: raw.group.map(|group| strings.intern(&group)),
             last_status: raw.last_status.as_deref().and_then(TaskStatus::parse),
@@ -107,7 +141,7 @@ impl TaskHead {
             started_at: raw.started_at,
             stop_code: raw.stop_code,
             accounted: raw.accounted,
-        })
+        }
     }
 
     /// Gives the head's shared strings back to the interner they came from.
@@ -244,7 +278,7 @@ impl ServiceIndex {
         };
         let mut dirty = Dirty::default();
         for kv in snapshot.iter_prefix("/") {
-            index.put(kv, &mut dirty);
+            index.put(kv, None, &mut dirty);
         }
         index
     }
@@ -259,7 +293,7 @@ impl ServiceIndex {
     pub fn apply(&mut self, batch: &ChangeBatch, dirty: &mut Dirty) {
         for change in &batch.changes {
             match change {
-                Change::Put(kv) => self.put(kv, dirty),
+                Change::Put { kv, decoded } => self.put(kv, decoded.as_ref(), dirty),
                 Change::Delete { key } => self.remove(key, dirty),
             }
         }
@@ -291,7 +325,7 @@ impl ServiceIndex {
             .unwrap_or_default()
     }
 
-    fn put(&mut self, kv: &KeyValue, dirty: &mut Dirty) {
+    fn put(&mut self, kv: &KeyValue, decoded: Option<&Decoded>, dirty: &mut Dirty) {
         let Some((region, kind, cluster, rest)) = key_parts(&kv.key) else {
             return;
         };
@@ -329,7 +363,7 @@ impl ServiceIndex {
                 }
             }
             "task" => {
-                let head = TaskHead::decode(kv, &mut self.strings);
+                let head = TaskHead::of_change(kv, decoded, &mut self.strings);
                 let owner = head.as_ref().and_then(|head| {
                     let service = head.service()?;
                     Some((region.to_string(), cluster.to_string(), service.to_string()))
@@ -430,7 +464,7 @@ mod tests {
         let key = "/r/task/c/t1";
         index.apply_for_test(&batch(
             1,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 key,
                 serde_json::json!({"group": "service:web", "lastStatus": "RUNNING"}),
                 1,
@@ -447,7 +481,7 @@ mod tests {
         assert_eq!(index.revision(), 1);
         index.apply_for_test(&batch(
             2,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 key,
                 serde_json::json!({"group": "service:web", "lastStatus": "STOPPED"}),
                 2,
@@ -460,7 +494,7 @@ mod tests {
         );
         index.apply_for_test(&batch(
             3,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 key,
                 serde_json::json!({"group": "service:web", "lastStatus": "STOPPED", "berthAccounted": true}),
                 3,
@@ -470,7 +504,7 @@ mod tests {
         let standalone = "/r/task/c/t2";
         index.apply_for_test(&batch(
             4,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 standalone,
                 serde_json::json!({"group": "family:web", "lastStatus": "RUNNING"}),
                 4,
@@ -478,6 +512,34 @@ mod tests {
         ));
         assert!(index.tasks_of("r", "c", "web").is_empty());
         assert!(index.owners.is_empty());
+    }
+
+    #[test]
+    fn a_head_from_the_writers_record_is_the_head_decoded_from_its_bytes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let json = serde_json::json!({
+            "taskArn": "arn:aws:ecs:r:1:task/c/t1",
+            "group": "service:web",
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "startedBy": "ecs-svc/1",
+            "healthStatus": "UNHEALTHY",
+            "containerInstanceArn": "arn:aws:ecs:r:1:container-instance/c/i1",
+            "startedAt": 1700000000.5,
+            "stopCode": "EssentialContainerExited",
+            "berthAccounted": false,
+        });
+        let record: TaskRecord = serde_json::from_value(json.clone())?;
+        let stored = kv("/r/task/c/t1", json, 1);
+        let mut strings = Interner::default();
+        let decoded = TaskHead::of_change(&stored, None, &mut strings);
+        let handed = TaskHead::of_change(&stored, Some(&Decoded::new(record)), &mut strings);
+        assert!(decoded.is_some());
+        assert_eq!(format!("{decoded:?}"), format!("{handed:?}"));
+        // A decoded form that is not a task record is not trusted: the bytes are read.
+        let other = TaskHead::of_change(&stored, Some(&Decoded::new(7_u8)), &mut strings);
+        assert_eq!(format!("{decoded:?}"), format!("{other:?}"));
+        Ok(())
     }
 
     #[test]
@@ -497,8 +559,8 @@ mod tests {
                 "containers": [{"name": "skipped"}],
             })
         };
-        index.apply_for_test(&batch(1, vec![Change::Put(kv(key, task("PENDING"), 1))]));
-        index.apply_for_test(&batch(2, vec![Change::Put(kv(key, task("RUNNING"), 2))]));
+        index.apply_for_test(&batch(1, vec![Change::put(kv(key, task("PENDING"), 1))]));
+        index.apply_for_test(&batch(2, vec![Change::put(kv(key, task("RUNNING"), 2))]));
         let tasks = index.tasks_of("r", "c", "web");
         assert_eq!(tasks.len(), 1);
         let (found, indexed) = &tasks[0];
@@ -513,7 +575,7 @@ mod tests {
 
         // A second task of the service shares its owner; each key is held once.
         let other = "/r/task/c/t2";
-        index.apply_for_test(&batch(5, vec![Change::Put(kv(other, task("RUNNING"), 5))]));
+        index.apply_for_test(&batch(5, vec![Change::put(kv(other, task("RUNNING"), 5))]));
         let (Some(first), Some(second)) = (index.owners.get(key), index.owners.get(other)) else {
             panic!("both tasks have an owner");
         };
@@ -554,7 +616,7 @@ mod tests {
         // Moved to another group (not a service's), then deleted: gone everywhere.
         index.apply_for_test(&batch(
             3,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 key,
                 serde_json::json!({"group": "service:api", "lastStatus": "RUNNING"}),
                 3,
@@ -588,7 +650,7 @@ mod tests {
         };
         let dirty = index.apply_for_test(&batch(
             1,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 "/r/instance/c/i1",
                 instance("ACTIVE", 100),
                 1,
@@ -600,7 +662,7 @@ mod tests {
         );
         let dirty = index.apply_for_test(&batch(
             2,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 "/r/instance/c/i1",
                 instance("ACTIVE", 50),
                 2,
@@ -609,7 +671,7 @@ mod tests {
         assert!(dirty.is_empty(), "only its resources changed");
         let dirty = index.apply_for_test(&batch(
             3,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 "/r/instance/c/i1",
                 instance("DRAINING", 50),
                 3,
@@ -618,7 +680,7 @@ mod tests {
         assert!(dirty.contains(&id("web")), "its status changed");
         let dirty = index.apply_for_test(&batch(
             4,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 "/r/task/c/t1",
                 serde_json::json!({"group": "service:web", "lastStatus": "RUNNING"}),
                 4,
@@ -657,12 +719,12 @@ mod tests {
         index.apply_for_test(&batch(
             1,
             vec![
-                Change::Put(kv(
+                Change::put(kv(
                     "/r/service/c/web",
                     service("web", "REPLICA", "ACTIVE"),
                     1,
                 )),
-                Change::Put(kv(
+                Change::put(kv(
                     "/r/service/c/logs",
                     service("logs", "DAEMON", "ACTIVE"),
                     1,
@@ -673,7 +735,7 @@ mod tests {
         assert_eq!(names, vec!["logs", "web"]);
         index.apply_for_test(&batch(
             2,
-            vec![Change::Put(kv(
+            vec![Change::put(kv(
                 "/r/service/c/web",
                 service("web", "REPLICA", "INACTIVE"),
                 2,

@@ -428,7 +428,7 @@ async fn reconcile(
             if accounted {
                 task.accounted = true;
             }
-            txn = txn.when(Compare::unchanged(*task_key, kv.mod_revision)).put(*task_key, state::encode_task(&task)?);
+            txn = state::put_task(txn.when(Compare::unchanged(*task_key, kv.mod_revision)), *task_key, task)?;
             wrote_tasks = true;
         }
         // Deployments as planned; a rollback makes the old task definition current.
@@ -526,7 +526,7 @@ async fn reconcile(
             txn = with_reservations(txn, &candidates)?;
             for task in &new_tasks {
                 let task_key = keys::task(&id.region, &id.cluster, task.id());
-                txn = txn.when(Compare::absent(&task_key)).put(task_key, state::encode_task(task)?);
+                txn = state::put_task(txn.when(Compare::absent(&task_key)), task_key, task.clone())?;
             }
             wrote_tasks = true;
         }

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use berth_proto::DesiredStatus;
-use berth_store::{Change, KeyValue, Store};
+use berth_store::{Change, Decoded, KeyValue, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
 use super::payload::desired_status_of;
+use crate::state::records::TaskRecord;
 use crate::state::views::{TaskSummary, is_task_key};
 
 /// What the dispatcher hands a session.
@@ -27,6 +28,8 @@ pub enum Push {
     /// send without decoding the whole record).
     Task {
         kv: Arc<KeyValue>,
+        /// The record itself, when its writer handed it to the feed.
+        record: Option<Arc<TaskRecord>>,
         id: Box<str>,
         stopped: bool,
         desired: DesiredStatus,
@@ -137,16 +140,28 @@ async fn dispatch(
         let mut routed: Vec<(String, Push)> = Vec::new();
         for batch in &batches {
             for change in &batch.changes {
-                if let Change::Put(kv) = change
-                    && is_task_key(&kv.key)
-                    && let Some(mut summary) = TaskSummary::of(kv)
-                    && let Some(instance) = summary.container_instance_arn.take()
-                {
+                let Change::Put { kv, decoded } = change else {
+                    continue;
+                };
+                if !is_task_key(&kv.key) {
+                    continue;
+                }
+                let record = decoded.as_ref().and_then(Decoded::get::<TaskRecord>);
+                let routing = TaskSummary::with_change(kv, decoded.as_ref(), |summary| {
+                    let instance = summary.container_instance_arn.as_deref()?;
+                    Some((
+                        instance.to_string(),
+                        summary.is_stopped(),
+                        summary.desired(),
+                    ))
+                });
+                if let Some(Some((instance, stopped, desired))) = routing {
                     let push = Push::Task {
                         kv: Arc::clone(kv),
+                        record,
                         id: kv.key.rsplit('/').next().unwrap_or_default().into(),
-                        stopped: summary.is_stopped(),
-                        desired: desired_status_of(summary.desired()),
+                        stopped,
+                        desired: desired_status_of(desired),
                     };
                     routed.push((instance, push));
                 }

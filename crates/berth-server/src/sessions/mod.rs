@@ -264,15 +264,16 @@ async fn serve(
                 while let Ok(more) = feed.try_recv() {
                     pushes.push(more);
                 }
-                let mut changed: Vec<TaskRecord> = Vec::new();
+                let mut changed: Vec<Arc<TaskRecord>> = Vec::new();
                 let mut resync = false;
                 for push in pushes {
                     match push {
-                        Push::Task { kv, id, stopped, desired } => {
+                        Push::Task { kv, record, id, stopped, desired } => {
                             // Most changes are the agent's own reports, already known to it:
-                            // only a task with something to send is decoded.
+                            // only a task with something to send is read (decoded, unless
+                            // its writer handed the record over).
                             if payloads.has_news(&id, stopped, desired)
-                                && let Ok(record) = state::decode_record::<TaskRecord>(&kv)
+                                && let Some(record) = record.or_else(|| state::decode_record(&kv).ok().map(Arc::new))
                             {
                                 changed.push(record);
                             }

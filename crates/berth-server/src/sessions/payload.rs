@@ -120,10 +120,11 @@ impl Payloads {
         &mut self,
         snapshot: &Snapshot,
         region: &str,
-        changed: &[TaskRecord],
+        changed: &[Arc<TaskRecord>],
     ) -> ApiResult<Option<PayloadMessage>> {
         let mut tasks = Vec::new();
         for record in changed {
+            let record = &**record;
             if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn) {
                 continue;
             }

@@ -10,7 +10,7 @@ pub mod usage;
 pub mod views;
 
 use berth_model::{ApiError, ApiResult};
-use berth_store::{KeyValue, Snapshot, Store, StoreError, Txn, TxnOutcome};
+use berth_store::{Decoded, KeyValue, Snapshot, Store, StoreError, Txn, TxnOutcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,6 +39,13 @@ pub fn encode_record<T: Serialize>(value: &T) -> ApiResult<Vec<u8>> {
 /// A task record as stored: compressed (see [`codec`]).
 pub fn encode_task(record: &records::TaskRecord) -> ApiResult<Vec<u8>> {
     codec::encode_compressed(record).map_err(encode_error)
+}
+
+/// Adds to `txn` the write of a task record: its stored form, and the record itself
+/// for the readers of the change feed (each would otherwise decompress and parse it).
+pub fn put_task(txn: Txn, key: impl Into<String>, record: records::TaskRecord) -> ApiResult<Txn> {
+    let value = encode_task(&record)?;
+    Ok(txn.put_decoded(key, value, Decoded::new(record)))
 }
 
 fn encode_error(err: codec::CodecError) -> ApiError {

@@ -11,45 +11,76 @@
 //! for placement spread). If the view falls behind the feed (the feed dropped
 //! batches for it), it is rebuilt by the next reader that has a store at hand.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use berth_model::task::TaskStatus;
-use berth_store::{Change, ChangeBatch, KeyValue, Snapshot, Store};
+use berth_store::{Change, ChangeBatch, Decoded, KeyValue, Snapshot, Store};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use super::interner::Interner;
+use super::records::TaskRecord;
 
 /// How long a reader waits for the view to catch up before it scans instead.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
-/// The members of a task record the views need, decoded without the rest.
+/// The members of a task record the views need: decoded without the rest, or
+/// borrowed from a whole record.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskSummary {
+pub struct TaskSummary<'a> {
     #[serde(default)]
-    pub task_arn: Option<String>,
+    pub task_arn: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub container_instance_arn: Option<String>,
+    pub container_instance_arn: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub group: Option<String>,
+    pub group: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub last_status: Option<String>,
+    pub last_status: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub desired_status: Option<String>,
+    pub desired_status: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub started_by: Option<String>,
+    pub started_by: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub task_definition_arn: Option<String>,
+    pub task_definition_arn: Option<Cow<'a, str>>,
 }
 
-impl TaskSummary {
+impl<'a> TaskSummary<'a> {
     /// Decodes the summary of a task record; `None` if it is not one.
-    pub fn of(kv: &KeyValue) -> Option<TaskSummary> {
+    pub fn of(kv: &KeyValue) -> Option<TaskSummary<'static>> {
         crate::state::codec::decode(&kv.value).ok()
+    }
+
+    /// The summary of a whole record, borrowing from it.
+    pub fn from_record(record: &'a TaskRecord) -> TaskSummary<'a> {
+        let task = &record.task;
+        let borrow = |member: &'a Option<String>| member.as_deref().map(Cow::Borrowed);
+        TaskSummary {
+            task_arn: borrow(&task.task_arn),
+            container_instance_arn: borrow(&task.container_instance_arn),
+            group: borrow(&task.group),
+            last_status: borrow(&task.last_status),
+            desired_status: borrow(&task.desired_status),
+            started_by: borrow(&task.started_by),
+            task_definition_arn: borrow(&task.task_definition_arn),
+        }
+    }
+
+    /// `f` of the summary of the task record a put of the change feed wrote (from the
+    /// writer's own record when it handed it over); `None` if it is not a task record.
+    pub fn with_change<R>(
+        kv: &KeyValue,
+        decoded: Option<&Decoded>,
+        f: impl FnOnce(&TaskSummary<'_>) -> R,
+    ) -> Option<R> {
+        match decoded.and_then(Decoded::get::<TaskRecord>) {
+            Some(record) => Some(f(&TaskSummary::from_record(&record))),
+            None => TaskSummary::of(kv).map(|summary| f(&summary)),
+        }
     }
     pub fn last(&self) -> Option<TaskStatus> {
         self.last_status.as_deref().and_then(TaskStatus::parse)
@@ -121,7 +152,7 @@ impl TaskView {
         };
         for kv in snapshot.iter_prefix("/") {
             if is_task_key(&kv.key) {
-                view.put(kv);
+                view.put(kv, None);
             }
         }
         view
@@ -130,7 +161,9 @@ impl TaskView {
     fn apply(&mut self, batch: &ChangeBatch) {
         for change in &batch.changes {
             match change {
-                Change::Put(kv) if is_task_key(&kv.key) => self.put(kv),
+                Change::Put { kv, decoded } if is_task_key(&kv.key) => {
+                    self.put(kv, decoded.as_ref())
+                }
                 Change::Delete { key } if is_task_key(key) => self.remove(key),
                 _ => {}
             }
@@ -138,17 +171,21 @@ impl TaskView {
         self.revision = self.revision.max(batch.revision);
     }
 
-    fn put(&mut self, kv: &KeyValue) {
-        let Some(summary) = TaskSummary::of(kv) else {
-            return;
-        };
+    fn put(&mut self, kv: &KeyValue, decoded: Option<&Decoded>) {
+        TaskSummary::with_change(kv, decoded, |summary| self.put_summary(kv, summary));
+    }
+
+    fn put_summary(&mut self, kv: &KeyValue, summary: &TaskSummary<'_>) {
         // The key is the store's own allocation, shared.
         let key: Arc<str> = Arc::clone(&kv.key);
         self.remove(&key);
-        let instance_arn = summary.container_instance_arn.clone().unwrap_or_default();
-        let instance: Arc<str> = match self.instances.get_key_value(instance_arn.as_str()) {
+        let instance_arn = summary
+            .container_instance_arn
+            .as_deref()
+            .unwrap_or_default();
+        let instance: Arc<str> = match self.instances.get_key_value(instance_arn) {
             Some((arn, _)) => Arc::clone(arn),
-            None => Arc::from(instance_arn.as_str()),
+            None => Arc::from(instance_arn),
         };
         let entry = Entry {
             instance: Arc::clone(&instance),
@@ -324,5 +361,43 @@ impl Views {
         let shared = self.current()?;
         let view = shared.view.read().unwrap_or_else(|e| e.into_inner());
         Some(f(&view))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_of_the_writers_record_is_the_summary_decoded_from_its_bytes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let json = serde_json::json!({
+            "taskArn": "arn:aws:ecs:r:1:task/c/t1",
+            "containerInstanceArn": "arn:aws:ecs:r:1:container-instance/c/i1",
+            "group": "service:web",
+            "lastStatus": "RUNNING",
+            "desiredStatus": "STOPPED",
+            "startedBy": "ecs-svc/1",
+            "taskDefinitionArn": "arn:aws:ecs:r:1:task-definition/web:3",
+            "containers": [{"name": "app"}],
+        });
+        let record: TaskRecord = serde_json::from_value(json.clone())?;
+        let kv = KeyValue {
+            key: Arc::from("/r/task/c/t1"),
+            value: serde_json::to_vec(&json)?.into(),
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+        };
+        let show = |summary: &TaskSummary<'_>| format!("{summary:?}");
+        let decoded = TaskSummary::with_change(&kv, None, show);
+        let handed = TaskSummary::with_change(&kv, Some(&Decoded::new(record)), show);
+        assert!(
+            decoded
+                .as_deref()
+                .is_some_and(|s| s.contains("service:web"))
+        );
+        assert_eq!(decoded, handed);
+        Ok(())
     }
 }
