@@ -12,7 +12,9 @@ use berth_model::task::{HealthStatus, NetworkBinding, TaskStatus, TaskStopCode};
 use berth_model::task_definition::TransportProtocol;
 use berth_model::{ApiError, ApiResult};
 use berth_proto::ContainerStatus;
-use berth_store::{Compare, Op, Snapshot, Store, Txn};
+use std::sync::Arc;
+
+use berth_store::{Compare, KeyValue, Op, Snapshot, Store, Txn};
 
 use crate::state::records::{InstanceRecord, TaskRecord, release};
 use crate::state::usage::Usage;
@@ -222,8 +224,64 @@ struct InstanceOwner {
     owner: Option<String>,
 }
 
-/// One task's report: the task's id and the state the agent knows.
-pub type Report<'a> = (&'a str, &'a KnownState);
+/// Who owns each instance record read, by key, at the revision it was read: a
+/// report's instance record is large, and its owner is all a report needs of it. A
+/// session keeps one for all its reports (they are all of its one instance).
+#[derive(Default)]
+pub struct Owners {
+    /// Each record's key and revision, and its owner; one entry per key.
+    read: Vec<(Arc<str>, i64, Option<String>)>,
+}
+
+impl Owners {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Who owns the instance stored as `kv`.
+    fn of(&mut self, kv: &KeyValue) -> ApiResult<Option<&str>> {
+        let at = match self.read.iter().position(|(key, _, _)| **key == *kv.key) {
+            Some(at)
+                if self
+                    .read
+                    .get(at)
+                    .is_some_and(|(_, revision, _)| *revision == kv.mod_revision) =>
+            {
+                at
+            }
+            found => {
+                let owner = crate::state::codec::decode::<InstanceOwner>(&kv.value)
+                    .map_err(|_| ApiError::server(format!("The record {} is corrupt.", kv.key)))?
+                    .owner;
+                let entry = (Arc::clone(&kv.key), kv.mod_revision, owner);
+                match found.and_then(|at| self.read.get_mut(at).map(|slot| (at, slot))) {
+                    Some((at, slot)) => {
+                        *slot = entry;
+                        at
+                    }
+                    None => {
+                        self.read.push(entry);
+                        self.read.len() - 1
+                    }
+                }
+            }
+        };
+        Ok(self.read.get(at).and_then(|(_, _, owner)| owner.as_deref()))
+    }
+}
+
+/// A task record its reader already holds decoded, as stored at `mod_revision`: a
+/// session holds the records it sent its agent until the agent reports on them.
+#[derive(Debug, Clone)]
+pub struct HeldRecord {
+    pub mod_revision: i64,
+    pub record: Arc<TaskRecord>,
+}
+
+/// One task's report: the task's id, the state the agent knows, and the task's record
+/// if the reporter holds it (used if the store still has that version: nothing to
+/// decode).
+pub type Report<'a> = (&'a str, &'a KnownState, Option<&'a HeldRecord>);
 
 /// Records `known` for task `task_id` of `cluster`. `caller_key` (the access key that
 /// signed the report) must own the task's instance; `session_instance`, when the report
@@ -239,7 +297,7 @@ pub async fn apply(
     known: &KnownState,
     now: f64,
 ) -> ApiResult<()> {
-    let reports = [(task_id, known)];
+    let reports = [(task_id, known, None)];
     let mut results = apply_all(
         store,
         scope,
@@ -248,6 +306,7 @@ pub async fn apply(
         caller_key,
         session_instance,
         now,
+        &mut Owners::new(),
     )
     .await?;
     results.pop().unwrap_or(Ok(()))
@@ -258,6 +317,7 @@ pub async fn apply(
 /// earlier one of the same transaction writes (two tasks stopping on one instance give
 /// back their reservations to the same instance record) waits for the next. Returns
 /// each report's own result, in order; `Err` only if the store failed.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_all(
     store: &dyn Store,
     scope: &Scope,
@@ -266,6 +326,7 @@ pub async fn apply_all(
     caller_key: Option<&str>,
     session_instance: Option<&str>,
     now: f64,
+    owners: &mut Owners,
 ) -> ApiResult<Vec<ApiResult<()>>> {
     let region = scope.region.as_str();
     let mut results: Vec<Option<ApiResult<()>>> = reports.iter().map(|_| None).collect();
@@ -274,7 +335,7 @@ pub async fn apply_all(
             let mut txn = Txn::new();
             let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
             let mut decided = Vec::new();
-            for (at, (task_id, known)) in reports.iter().enumerate() {
+            for (at, (task_id, known, held)) in reports.iter().enumerate() {
                 if results.get(at).is_some_and(Option::is_some) {
                     continue;
                 }
@@ -286,7 +347,7 @@ pub async fn apply_all(
                     session_instance,
                     now,
                 };
-                match report.decide(snapshot, known) {
+                match report.decide(snapshot, known, *held, owners) {
                     Ok(None) => decided.push((at, Ok(()))),
                     Ok(Some(one)) => {
                         let keys = one.ops.iter().map(|op| match op {
@@ -327,7 +388,13 @@ struct Decide<'a> {
 
 impl Decide<'_> {
     /// The writes that record the report on `snapshot` (None: nothing changes).
-    fn decide(&self, snapshot: &Snapshot, known: &KnownState) -> ApiResult<Option<Txn>> {
+    fn decide(
+        &self,
+        snapshot: &Snapshot,
+        known: &KnownState,
+        held: Option<&HeldRecord>,
+        owners: &mut Owners,
+    ) -> ApiResult<Option<Txn>> {
         let Decide {
             region,
             cluster,
@@ -337,11 +404,14 @@ impl Decide<'_> {
             now,
         } = *self;
         let key = keys::task(region, cluster, task_id);
-        let found = state::read::<TaskRecord>(snapshot, &key)?.ok_or_else(|| {
+        let stored = snapshot.get(&key).ok_or_else(|| {
             ApiError::invalid_parameter(format!("Task {task_id} not found in cluster {cluster}."))
         })?;
-        let instance_arn = found
-            .value
+        let mut record: TaskRecord = match held {
+            Some(held) if held.mod_revision == stored.mod_revision => (*held.record).clone(),
+            _ => state::decode_record(stored)?,
+        };
+        let instance_arn = record
             .task
             .container_instance_arn
             .clone()
@@ -357,16 +427,10 @@ impl Decide<'_> {
         // Only who owns the instance is needed, unless the task stops (below): an
         // instance record is large, and a report comes with every state change.
         let owner = match snapshot.get(&instance_key) {
-            Some(kv) => {
-                crate::state::codec::decode::<InstanceOwner>(&kv.value)
-                    .map_err(|_| {
-                        ApiError::server(format!("The record {instance_key} is corrupt."))
-                    })?
-                    .owner
-            }
+            Some(kv) => owners.of(kv)?,
             None => None,
         };
-        if let (Some(caller), Some(owner)) = (caller_key, owner.as_deref())
+        if let (Some(caller), Some(owner)) = (caller_key, owner)
             && caller != owner
         {
             return Err(ApiError::new(
@@ -374,11 +438,10 @@ impl Decide<'_> {
                 "Only the key that registered a container instance may report its tasks.",
             ));
         }
-        let mut record = found.value;
         if !merge(&mut record, known, now) && (record.released || !record.is_stopped()) {
             return Ok(None);
         }
-        let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
+        let mut txn = Txn::new().when(Compare::unchanged(&key, stored.mod_revision));
         if record.is_stopped() && !record.released {
             record.released = true;
             if let Some(instance) = state::read::<InstanceRecord>(snapshot, &instance_key)? {
@@ -454,7 +517,11 @@ mod tests {
         ));
 
         let (one, two, missing) = (stopped(), stopped(), stopped());
-        let reports = [("t1", &one), ("t2", &two), ("t9", &missing)];
+        let reports = [
+            ("t1", &one, None),
+            ("t2", &two, None),
+            ("t9", &missing, None),
+        ];
         let results = apply_all(
             store.as_ref(),
             &scope,
@@ -463,6 +530,7 @@ mod tests {
             None,
             Some(INSTANCE),
             1.0,
+            &mut Owners::new(),
         )
         .await
         .map_err(|e| e.message)?;
@@ -490,6 +558,148 @@ mod tests {
                 .value;
             assert!(record.is_stopped() && record.released);
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_held_record_stands_for_the_stored_version_it_was_read_at()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let scope = Scope::new("r".to_string(), "1".to_string());
+        let instance = serde_json::json!({"containerInstanceArn": INSTANCE, "status": "ACTIVE"});
+        let mut pending = task("t1");
+        pending["lastStatus"] = "PENDING".into();
+        let txn = Txn::new()
+            .put(
+                keys::container_instance("r", "c", "i1"),
+                serde_json::to_vec(&instance)?,
+            )
+            .put(keys::task("r", "c", "t1"), serde_json::to_vec(&pending)?);
+        let TxnOutcome::Committed { revision } = store.commit(txn).await? else {
+            return Err("conflict".into());
+        };
+        let running = KnownState {
+            status: Some(TaskStatus::Running),
+            ..KnownState::default()
+        };
+        // What the holder has differs from the store only in its group, so the
+        // written record tells which one the report was folded into.
+        let held = |mod_revision: i64| -> Result<HeldRecord, serde_json::Error> {
+            let mut record: TaskRecord = serde_json::from_value(pending.clone())?;
+            record.task.group = Some("held".to_string());
+            Ok(HeldRecord {
+                mod_revision,
+                record: Arc::new(record),
+            })
+        };
+        let group = |store: Arc<berth_store::sqlite::SqliteStore>| async move {
+            let snapshot = store.snapshot().await?;
+            let record: TaskRecord = state::read(&snapshot, &keys::task("r", "c", "t1"))
+                .map_err(|e| e.message)?
+                .ok_or("task gone")?
+                .value;
+            Ok::<_, Box<dyn std::error::Error>>((record.task.group, record.task.last_status))
+        };
+        // An older version than the store's is not used.
+        let stale = held(revision - 1)?;
+        let reports = [("t1", &running, Some(&stale))];
+        apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            &reports,
+            None,
+            Some(INSTANCE),
+            1.0,
+            &mut Owners::new(),
+        )
+        .await
+        .map_err(|e| e.message)?;
+        assert_eq!(
+            group(Arc::clone(&store)).await?,
+            (None, Some("RUNNING".to_string()))
+        );
+        // The version the store has is used as it is.
+        let snapshot = store.snapshot().await?;
+        let current = snapshot
+            .get(&keys::task("r", "c", "t1"))
+            .map(|kv| kv.mod_revision)
+            .ok_or("task gone")?;
+        let current = held(current)?;
+        let stopped = stopped();
+        let reports = [("t1", &stopped, Some(&current))];
+        apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            &reports,
+            None,
+            Some(INSTANCE),
+            2.0,
+            &mut Owners::new(),
+        )
+        .await
+        .map_err(|e| e.message)?;
+        assert_eq!(
+            group(store).await?,
+            (Some("held".to_string()), Some("STOPPED".to_string()))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_instance_owner_is_read_again_when_its_record_changes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let scope = Scope::new("r".to_string(), "1".to_string());
+        let instance = |owner: &str| serde_json::json!({"containerInstanceArn": INSTANCE, "status": "ACTIVE", "berthOwner": owner});
+        let instance_key = keys::container_instance("r", "c", "i1");
+        let txn = Txn::new()
+            .put(&instance_key, serde_json::to_vec(&instance("k1"))?)
+            .put(keys::task("r", "c", "t1"), serde_json::to_vec(&task("t1"))?);
+        store.commit(txn).await?;
+        let mut owners = Owners::new();
+        let report = |status: TaskStatus| KnownState {
+            status: Some(status),
+            ..KnownState::default()
+        };
+        let (running, stopped) = (report(TaskStatus::Running), report(TaskStatus::Stopped));
+        let results = apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            &[("t1", &running, None)],
+            Some("k1"),
+            Some(INSTANCE),
+            1.0,
+            &mut owners,
+        )
+        .await
+        .map_err(|e| e.message)?;
+        assert!(results[0].is_ok(), "k1 owns the instance");
+        store
+            .commit(Txn::new().put(&instance_key, serde_json::to_vec(&instance("k2"))?))
+            .await?;
+        let results = apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            &[("t1", &stopped, None)],
+            Some("k1"),
+            Some(INSTANCE),
+            2.0,
+            &mut owners,
+        )
+        .await
+        .map_err(|e| e.message)?;
+        assert!(
+            results[0]
+                .as_ref()
+                .is_err_and(|e| e.code == berth_model::ErrorCode::AccessDeniedException),
+            "the new owner is read: {results:?}"
+        );
         Ok(())
     }
 }

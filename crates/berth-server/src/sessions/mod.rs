@@ -30,11 +30,11 @@ use serde::Deserialize;
 use crate::api::clusters::INACTIVE;
 use crate::api::container_instances::{instance_id, read_instance};
 use crate::api::epoch_now as now;
-use crate::api::task_state::{self, KnownState};
+use crate::api::task_state::{self, HeldRecord, KnownState};
 use crate::auth::RequestParts;
 use crate::http::App;
 use crate::protocol;
-use crate::state::records::{InstanceRecord, TaskRecord};
+use crate::state::records::InstanceRecord;
 use crate::state::{self, keys};
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +241,8 @@ async fn serve(
     let store = app.store();
     let region = peer.scope.region.as_str();
     let views = &app.shared().views;
+    // Who owns the instance, as its record last said: read once per version of it.
+    let mut owners = task_state::Owners::new();
     let full = payloads
         .full(store.as_ref(), views, region, &peer.cluster)
         .await
@@ -264,7 +266,7 @@ async fn serve(
                 while let Ok(more) = feed.try_recv() {
                     pushes.push(more);
                 }
-                let mut changed: Vec<Arc<TaskRecord>> = Vec::new();
+                let mut changed: Vec<HeldRecord> = Vec::new();
                 let mut resync = false;
                 for push in pushes {
                     match push {
@@ -275,7 +277,7 @@ async fn serve(
                             if payloads.has_news(&id, stopped, desired)
                                 && let Some(record) = record.or_else(|| state::decode_record(&kv).ok().map(Arc::new))
                             {
-                                changed.push(record);
+                                changed.push(HeldRecord { mod_revision: kv.mod_revision, record });
                             }
                         }
                         Push::Resync => resync = true,
@@ -334,7 +336,11 @@ async fn serve(
                     }
                 }
                 let newest = reports.newest();
-                let results = apply_reports(app, peer, &newest).await;
+                let held: Vec<Option<HeldRecord>> = newest
+                    .iter()
+                    .map(|(change, _)| payloads.take_held(task_id_of(change)))
+                    .collect();
+                let results = apply_reports(app, peer, &newest, &held, &mut owners).await;
                 for ((change, message_ids), result) in newest.into_iter().zip(results) {
                     if let Err(error) = result {
                         tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
@@ -394,21 +400,33 @@ impl Reports {
     }
 }
 
+/// The id of the task a report is about: the last segment of its ARN.
+fn task_id_of(change: &berth_proto::TaskStateChange) -> &str {
+    change.task_arn.rsplit('/').next().unwrap_or_default()
+}
+
 /// Records the newest report of each task of a burst, in as few transactions as it
 /// can; each report's result, in order (a store failure fails them all).
 async fn apply_reports(
     app: &App,
     peer: &Peer,
     reports: &[(berth_proto::TaskStateChange, Vec<String>)],
+    held: &[Option<HeldRecord>],
+    owners: &mut task_state::Owners,
 ) -> Vec<Result<(), ApiError>> {
     let known: Vec<(&str, KnownState)> = reports
         .iter()
-        .map(|(change, _)| {
-            let task_id = change.task_arn.rsplit('/').next().unwrap_or_default();
-            (task_id, KnownState::from(change))
-        })
+        .map(|(change, _)| (task_id_of(change), KnownState::from(change)))
         .collect();
-    let each: Vec<task_state::Report<'_>> = known.iter().map(|(id, k)| (*id, k)).collect();
+    let each: Vec<task_state::Report<'_>> = known
+        .iter()
+        .zip(
+            held.iter()
+                .map(Option::as_ref)
+                .chain(std::iter::repeat(None)),
+        )
+        .map(|((id, known), held)| (*id, known, held))
+        .collect();
     match task_state::apply_all(
         app.store().as_ref(),
         &peer.scope,
@@ -417,6 +435,7 @@ async fn apply_reports(
         peer.access_key_id.as_deref(),
         Some(&peer.instance_arn),
         now(),
+        owners,
     )
     .await
     {

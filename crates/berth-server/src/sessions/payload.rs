@@ -12,6 +12,7 @@ use std::sync::Arc;
 use berth_store::{KeyValue, Snapshot, Store};
 
 use crate::api::task_definitions::TaskDefinitionRecord;
+use crate::api::task_state::HeldRecord;
 use crate::state::records::TaskRecord;
 use crate::state::views::{TaskSummary, Views};
 use crate::state::{self, keys};
@@ -23,8 +24,15 @@ pub struct Payloads {
     /// The desired status last sent for each task, by task id, so a change of known
     /// state alone (which the agent itself reported) is not echoed back.
     sent: HashMap<Box<str>, DesiredStatus>,
+    /// The records sent (by task id) that the agent has not reported on since: its
+    /// report will most often be about that very version, which is then not decoded
+    /// again. At most [`MAX_HELD`]; the rest are read from the store as usual.
+    held: HashMap<Box<str>, HeldRecord>,
     acknowledged: u64,
 }
+
+/// The most sent records a session holds for its agent's reports.
+const MAX_HELD: usize = 1024;
 
 impl Payloads {
     pub fn new(cluster_arn: &str, instance_arn: &str) -> Self {
@@ -33,6 +41,7 @@ impl Payloads {
             instance_arn: instance_arn.to_string(),
             seq_num: 0,
             sent: HashMap::new(),
+            held: HashMap::new(),
             acknowledged: 0,
         }
     }
@@ -89,6 +98,7 @@ impl Payloads {
         };
         let mut tasks = Vec::new();
         self.sent.clear();
+        self.held.clear();
         for kv in found {
             let record: TaskRecord = state::decode_record(kv)?;
             if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn)
@@ -110,6 +120,7 @@ impl Payloads {
     pub fn has_news(&mut self, id: &str, stopped: bool, desired: DesiredStatus) -> bool {
         if stopped {
             self.sent.remove(id);
+            self.held.remove(id);
             return false;
         }
         self.sent.get(id) != Some(&desired)
@@ -120,11 +131,11 @@ impl Payloads {
         &mut self,
         snapshot: &Snapshot,
         region: &str,
-        changed: &[Arc<TaskRecord>],
+        changed: &[HeldRecord],
     ) -> ApiResult<Option<PayloadMessage>> {
         let mut tasks = Vec::new();
-        for record in changed {
-            let record = &**record;
+        for held in changed {
+            let record = &*held.record;
             if record.task.container_instance_arn.as_deref() != Some(&self.instance_arn) {
                 continue;
             }
@@ -132,6 +143,7 @@ impl Payloads {
             if record.is_stopped() {
                 // The agent reported it stopped: there is nothing left to tell it.
                 self.sent.remove(id);
+                self.held.remove(id);
                 continue;
             }
             let status = desired_status(record);
@@ -140,10 +152,19 @@ impl Payloads {
             }
             if let Some(task) = desired(snapshot, region, record)? {
                 self.sent.insert(id.into(), status);
+                if self.held.len() < MAX_HELD || self.held.contains_key(id) {
+                    self.held.insert(id.into(), held.clone());
+                }
                 tasks.push(task);
             }
         }
         Ok((!tasks.is_empty()).then(|| self.message(tasks, false)))
+    }
+
+    /// The record last sent of task `id`, if the agent has not reported on it since;
+    /// it is given once (the report about to be recorded writes a newer version).
+    pub fn take_held(&mut self, id: &str) -> Option<HeldRecord> {
+        self.held.remove(id)
     }
 }
 
