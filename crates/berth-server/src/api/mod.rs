@@ -67,6 +67,8 @@ pub struct Shared {
     pub views: crate::state::views::Views,
     /// The instance records, decoded once per version, for placement.
     pub instances: crate::state::instance_cache::InstanceCache,
+    /// The task definitions, decoded once per version.
+    pub definitions: crate::state::definition_cache::DefinitionCache,
 }
 
 fn encode<T: Serialize>(response: &T) -> ApiResult<Bytes> {

@@ -28,6 +28,7 @@ use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
 use crate::api::tasks::{PlacementRules, candidates_of, launch, place_tasks, with_reservations};
 use crate::http::App;
+use crate::state::definition_cache::DefinitionCache;
 use crate::state::instance_cache::CachedInstance;
 use crate::state::records::TaskRecord;
 use crate::state::{self, keys};
@@ -260,9 +261,10 @@ fn spec_of(service: &Service, running_grace: Duration) -> ServiceSpec {
 
 fn definition_record(
     snapshot: &Snapshot,
+    definitions: &DefinitionCache,
     region: &str,
     arn: &str,
-) -> ApiResult<Option<(String, berth_store::KeyValue, TaskDefinitionRecord)>> {
+) -> ApiResult<Option<(String, i64, Arc<TaskDefinitionRecord>)>> {
     let Some((family, revision)) = arn
         .rsplit_once("task-definition/")
         .and_then(|(_, rest)| rest.rsplit_once(':'))
@@ -274,8 +276,10 @@ fn definition_record(
     let Some(kv) = snapshot.get(&key) else {
         return Ok(None);
     };
-    let record: TaskDefinitionRecord = state::decode_record(kv)?;
-    Ok(Some((key, kv.clone(), record)))
+    let revision = kv.mod_revision;
+    Ok(definitions
+        .read(snapshot, &key)?
+        .map(|record| (key, revision, record)))
 }
 
 fn has_health_check(record: &TaskDefinitionRecord) -> bool {
@@ -358,7 +362,7 @@ async fn reconcile(
                 let mut deployments = Vec::new();
                 for deployment in record.service.deployments.iter().flatten() {
                     let arn = deployment.task_definition.clone().unwrap_or_default();
-                    let health = definition_record(snapshot, &id.region, &arn)?.is_some_and(|(_, _, d)| has_health_check(&d));
+                    let health = definition_record(snapshot, &shared.definitions, &id.region, &arn)?.is_some_and(|(_, _, d)| has_health_check(&d));
                     deployments.push(plan::Deployment {
                         id: deployment.id.clone().unwrap_or_default(),
                         task_definition_arn: arn,
@@ -381,11 +385,11 @@ async fn reconcile(
                 if is_daemon {
                     let primary = record.service.deployments.iter().flatten().find(|d| d.status.as_deref() == Some("PRIMARY"));
                     let definition = match primary.and_then(|d| d.task_definition.as_deref()) {
-                        Some(arn) => definition_record(snapshot, &id.region, arn)?.map(|(_, _, d)| d),
+                        Some(arn) => definition_record(snapshot, &shared.definitions, &id.region, arn)?.map(|(_, _, d)| d),
                         None => None,
                     };
                     let holding: BTreeSet<&str> = tasks.iter().filter(|t| t.last_status < TaskStatus::Stopped).filter_map(|t| t.instance_id.as_deref()).collect();
-                    let daemon = daemon_spec(snapshot, &id.region, &id.cluster, instance_list.list(), &holding, &record.service, definition.as_ref())?;
+                    let daemon = daemon_spec(snapshot, &id.region, &id.cluster, instance_list.list(), &holding, &record.service, definition.as_deref())?;
                     spec.desired_count = if record.service.status.as_deref() == Some(ServiceStatus::Active.as_str()) {
                         u32::try_from(daemon.instances.len()).unwrap_or(u32::MAX)
                     } else {
@@ -457,8 +461,8 @@ async fn reconcile(
             // This pass starts at most MAX_STARTS_PER_PASS; the next pass the rest.
             let wanted = start.count.min(MAX_STARTS_PER_PASS);
             let Some(deployment) = outcome.deployments.iter().find(|d| d.id == start.deployment_id) else { continue };
-            let Some((definition_key, definition_kv, definition)) =
-                definition_record(snapshot, &id.region, &deployment.task_definition_arn)?
+            let Some((definition_key, definition_revision, definition)) =
+                definition_record(snapshot, &shared.definitions, &id.region, &deployment.task_definition_arn)?
             else {
                 continue;
             };
@@ -503,7 +507,7 @@ async fn reconcile(
                 let message = plan::message::tasks_started(&spec.name, ids, outcome.unhealthy_replacements);
                 events.push((EventKind::TasksStarted, event(now, message)));
                 // The definition must still be there when the tasks are written.
-                txn = txn.when(Compare::unchanged(&definition_key, definition_kv.mod_revision));
+                txn = txn.when(Compare::unchanged(&definition_key, definition_revision));
             }
             if placed.len() < wanted as usize && (start.instances.is_empty() || !failures.is_empty()) {
                 let reason = match failures.first() {

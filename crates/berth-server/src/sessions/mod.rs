@@ -241,10 +241,11 @@ async fn serve(
     let store = app.store();
     let region = peer.scope.region.as_str();
     let views = &app.shared().views;
+    let definitions = &app.shared().definitions;
     // Who owns the instance, as its record last said: read once per version of it.
     let mut owners = task_state::Owners::new();
     let full = payloads
-        .full(store.as_ref(), views, region, &peer.cluster)
+        .full(store.as_ref(), views, definitions, region, &peer.cluster)
         .await
         .map_err(|e| e.message)?;
     send(socket, &ServerMessage::PayloadMessage(full)).await?;
@@ -285,12 +286,12 @@ async fn serve(
                 }
                 if resync {
                     // Missed changes: send the whole desired set again.
-                    let full = payloads.full(store.as_ref(), views, region, &peer.cluster).await.map_err(|e| e.message)?;
+                    let full = payloads.full(store.as_ref(), views, definitions, region, &peer.cluster).await.map_err(|e| e.message)?;
                     send(socket, &ServerMessage::PayloadMessage(full)).await?;
                     continue;
                 }
                 let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
-                if let Some(delta) = payloads.delta(&snapshot, region, &changed).map_err(|e| e.message)? {
+                if let Some(delta) = payloads.delta(&snapshot, definitions, region, &changed).map_err(|e| e.message)? {
                     send(socket, &ServerMessage::PayloadMessage(delta)).await?;
                 }
             }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use berth_store::{KeyValue, Snapshot, Store};
 
-use crate::api::task_definitions::TaskDefinitionRecord;
 use crate::api::task_state::HeldRecord;
+use crate::state::definition_cache::DefinitionCache;
 use crate::state::records::TaskRecord;
 use crate::state::views::{TaskSummary, Views};
 use crate::state::{self, keys};
@@ -72,6 +72,7 @@ impl Payloads {
         &mut self,
         store: &dyn Store,
         views: &Views,
+        definitions: &DefinitionCache,
         region: &str,
         cluster: &str,
     ) -> ApiResult<PayloadMessage> {
@@ -106,7 +107,7 @@ impl Payloads {
             {
                 continue;
             }
-            if let Some(task) = desired(&snapshot, region, &record)? {
+            if let Some(task) = desired(&snapshot, definitions, region, &record)? {
                 self.sent.insert(record.id().into(), task.desired_status);
                 tasks.push(task);
             }
@@ -130,6 +131,7 @@ impl Payloads {
     pub fn delta(
         &mut self,
         snapshot: &Snapshot,
+        definitions: &DefinitionCache,
         region: &str,
         changed: &[HeldRecord],
     ) -> ApiResult<Option<PayloadMessage>> {
@@ -150,7 +152,7 @@ impl Payloads {
             if self.sent.get(id) == Some(&status) {
                 continue;
             }
-            if let Some(task) = desired(snapshot, region, record)? {
+            if let Some(task) = desired(snapshot, definitions, region, record)? {
                 self.sent.insert(id.into(), status);
                 if self.held.len() < MAX_HELD || self.held.contains_key(id) {
                     self.held.insert(id.into(), held.clone());
@@ -184,6 +186,7 @@ fn desired_status(record: &TaskRecord) -> DesiredStatus {
 /// The desired task for the agent, or None if its task definition is gone.
 fn desired(
     snapshot: &Snapshot,
+    definitions: &DefinitionCache,
     region: &str,
     record: &TaskRecord,
 ) -> ApiResult<Option<DesiredTask>> {
@@ -199,15 +202,13 @@ fn desired(
     else {
         return Ok(None);
     };
-    let Some(found) = state::read::<TaskDefinitionRecord>(
-        snapshot,
-        &keys::task_definition(region, family, revision),
-    )?
+    let Some(found) =
+        definitions.read(snapshot, &keys::task_definition(region, family, revision))?
     else {
         tracing::error!(task = ?record.task.task_arn, definition = definition_arn, "the task's definition is missing");
         return Ok(None);
     };
-    let definition = apply_overrides(&found.value.task_definition, record.task.overrides.as_ref())?;
+    let definition = apply_overrides(&found.task_definition, record.task.overrides.as_ref())?;
     // awsvpc runs as bridge (ports published at the container port) until tasks get
     // their own network namespace.
     let effective_network_mode = match definition.network_mode {

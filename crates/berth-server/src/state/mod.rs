@@ -2,6 +2,7 @@
 //! optimistic-concurrency loop every write goes through.
 
 pub mod codec;
+pub mod definition_cache;
 pub mod instance_cache;
 pub mod interner;
 pub mod keys;
