@@ -22,7 +22,7 @@ use super::clusters::read_active;
 use super::container_instances::{instance_id, new_id, read_instance};
 use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_reference};
 use super::task_state::{self, KnownContainer, KnownState};
-use crate::state::instance_cache::CachedInstance;
+use crate::state::instance_cache::{CachedInstance, ClusterInstances};
 use crate::state::records::{InstanceRecord, TaskRecord};
 use crate::state::usage::Usage;
 use crate::state::views::TaskSummary;
@@ -559,7 +559,7 @@ const SAMPLING_MISSES: u32 = 64;
 /// is conditional on the record and usage revisions it read, so an instance changed
 /// since (resources taken, DRAINING, agent gone, deregistered) makes it fail to
 /// commit, and the retry reads them all.
-const RECENT_INSTANCES: Duration = Duration::from_millis(25);
+const RECENT_INSTANCES: Duration = Duration::from_millis(100);
 
 /// Random placement by rejection sampling ([`berth_sched::sample_random`]): each
 /// task goes to an instance chosen uniformly among the candidates it fits on,
@@ -587,6 +587,52 @@ fn place_by_sampling(
     );
     for &at in &placed {
         if let Some(candidate) = candidates.get(at) {
+            tasks.push(launch.task(ctx, cluster, candidate.arn()));
+        }
+    }
+    i32::try_from(placed.len()).unwrap_or(i32::MAX)
+}
+
+/// [`place_by_sampling`] among the placeable instances of `instances`, making a
+/// candidate only of each instance drawn (into `touched`), not of every instance.
+fn sample_placeable<'a>(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    launch: &Launch<'_>,
+    count: i32,
+    instances: &'a ClusterInstances,
+    touched: &mut Vec<Candidate<'a>>,
+    tasks: &mut Vec<TaskRecord>,
+) -> i32 {
+    let placeable = instances.placeable();
+    let list = instances.list();
+    // Drawn position (among the placeable) -> its candidate in `touched`.
+    let mut drawn: HashMap<usize, usize> = HashMap::new();
+    let wanted = usize::try_from(count).unwrap_or(0);
+    let placed = berth_sched::sample_random(
+        placeable.len(),
+        wanted,
+        SAMPLING_MISSES,
+        rand::random(),
+        |at| {
+            let slot = match drawn.get(&at) {
+                Some(&slot) => slot,
+                None => {
+                    let Some(cached) = placeable.get(at).and_then(|&i| list.get(i)) else {
+                        return false;
+                    };
+                    touched.push(Candidate::new(cached));
+                    drawn.insert(at, touched.len() - 1);
+                    touched.len() - 1
+                }
+            };
+            touched
+                .get_mut(slot)
+                .is_some_and(|c| take(c, &launch.need).is_ok())
+        },
+    );
+    for at in &placed {
+        if let Some(candidate) = drawn.get(at).and_then(|&slot| touched.get(slot)) {
             tasks.push(launch.task(ctx, cluster, candidate.arn()));
         }
     }
@@ -746,12 +792,19 @@ pub async fn run_task(ctx: &Ctx<'_>, req: RunTaskRequest) -> ApiResult<RunTaskRe
                     .instances
                     .recent(ctx.region(), &cluster, RECENT_INSTANCES)
         {
-            let mut candidates = candidates_of(recent.list());
+            let mut touched = Vec::new();
             let mut tasks = Vec::new();
-            if place_by_sampling(ctx, &cluster, &launch, count, &mut candidates, &mut tasks)
-                == count
+            if sample_placeable(
+                ctx,
+                &cluster,
+                &launch,
+                count,
+                &recent,
+                &mut touched,
+                &mut tasks,
+            ) == count
             {
-                return placement_decision(ctx, &cluster, &read, &candidates, tasks, Vec::new());
+                return placement_decision(ctx, &cluster, &read, &touched, tasks, Vec::new());
             }
         }
         let instances = ctx

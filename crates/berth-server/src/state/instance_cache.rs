@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::iter::Peekable;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_model::ApiResult;
@@ -153,6 +153,9 @@ pub struct ClusterInstances {
     /// version differing only in records' values keeps it). A service pass looks up
     /// each of its tasks' instances here, so it hashes with foldhash, not SipHash.
     positions: Arc<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
+    /// The positions of the instances tasks may be placed on, worked out the first
+    /// time they are asked for (RunTask's sampling draws among them).
+    placeable: OnceLock<Vec<usize>>,
 }
 
 impl ClusterInstances {
@@ -166,6 +169,17 @@ impl ClusterInstances {
         self.list.get(*self.positions.get(id)?)
     }
 
+    /// The positions in [`list`](Self::list) of the instances tasks may be placed on
+    /// ([`CachedInstance::placeable`]), in order.
+    pub fn placeable(&self) -> &[usize] {
+        self.placeable.get_or_init(|| {
+            (self.list.iter().enumerate())
+                .filter(|(_, cached)| cached.placeable)
+                .map(|(at, _)| at)
+                .collect()
+        })
+    }
+
     fn new(list: Vec<Arc<CachedInstance>>, same_keys_as: Option<&ClusterInstances>) -> Self {
         let positions = match same_keys_as {
             Some(old) => Arc::clone(&old.positions),
@@ -176,7 +190,11 @@ impl ClusterInstances {
                     .collect(),
             ),
         };
-        ClusterInstances { list, positions }
+        ClusterInstances {
+            list,
+            positions,
+            placeable: OnceLock::new(),
+        }
     }
 }
 
@@ -506,6 +524,40 @@ mod tests {
             .await?;
         let both = cache.instances(&store.snapshot().await?, "r", "c")?;
         assert_eq!(cpu(&both), vec![900, 500]);
+        assert_eq!(both.placeable(), [0, 1]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn placeable_positions_leave_out_instances_that_cannot_take_tasks()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let instance = |id: &str, status: &str, connected: bool| {
+            serde_json::to_vec(&serde_json::json!({
+                "containerInstanceArn": format!("arn:aws:ecs:r:1:container-instance/c/{id}"),
+                "status": status,
+                "agentConnected": connected,
+            }))
+        };
+        store
+            .commit(
+                Txn::new()
+                    .put("/r/instance/c/a", instance("a", "ACTIVE", true)?)
+                    .put("/r/instance/c/b", instance("b", "DRAINING", true)?)
+                    .put("/r/instance/c/c", instance("c", "ACTIVE", false)?)
+                    .put("/r/instance/c/d", instance("d", "ACTIVE", true)?),
+            )
+            .await?;
+        let cache = InstanceCache::default();
+        let version = cache.instances(&store.snapshot().await?, "r", "c")?;
+        let ids: Vec<&str> = version
+            .placeable()
+            .iter()
+            .filter_map(|&at| version.list().get(at))
+            .map(|e| e.id())
+            .collect();
+        assert_eq!(ids, ["a", "d"]);
         Ok(())
     }
 }
