@@ -12,6 +12,7 @@ use berth_model::task::{HealthStatus, NetworkBinding, TaskStatus, TaskStopCode};
 use berth_model::task_definition::TransportProtocol;
 use berth_model::{ApiError, ApiResult};
 use berth_proto::ContainerStatus;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_store::{Compare, KeyValue, Op, Snapshot, Store, Txn};
@@ -229,8 +230,8 @@ struct InstanceOwner {
 /// session keeps one for all its reports (they are all of its one instance).
 #[derive(Default)]
 pub struct Owners {
-    /// Each record's key and revision, and its owner; one entry per key.
-    read: Vec<(Arc<str>, i64, Option<String>)>,
+    /// Per record key: the revision its owner was read at (0: not yet), and the owner.
+    read: HashMap<Arc<str>, (i64, Option<String>)>,
 }
 
 impl Owners {
@@ -240,33 +241,14 @@ impl Owners {
 
     /// Who owns the instance stored as `kv`.
     fn of(&mut self, kv: &KeyValue) -> ApiResult<Option<&str>> {
-        let at = match self.read.iter().position(|(key, _, _)| **key == *kv.key) {
-            Some(at)
-                if self
-                    .read
-                    .get(at)
-                    .is_some_and(|(_, revision, _)| *revision == kv.mod_revision) =>
-            {
-                at
-            }
-            found => {
-                let owner = crate::state::codec::decode::<InstanceOwner>(&kv.value)
-                    .map_err(|_| ApiError::server(format!("The record {} is corrupt.", kv.key)))?
-                    .owner;
-                let entry = (Arc::clone(&kv.key), kv.mod_revision, owner);
-                match found.and_then(|at| self.read.get_mut(at).map(|slot| (at, slot))) {
-                    Some((at, slot)) => {
-                        *slot = entry;
-                        at
-                    }
-                    None => {
-                        self.read.push(entry);
-                        self.read.len() - 1
-                    }
-                }
-            }
-        };
-        Ok(self.read.get(at).and_then(|(_, _, owner)| owner.as_deref()))
+        let (revision, owner) = self.read.entry(Arc::clone(&kv.key)).or_default();
+        if *revision != kv.mod_revision {
+            *owner = crate::state::codec::decode::<InstanceOwner>(&kv.value)
+                .map_err(|_| ApiError::server(format!("The record {} is corrupt.", kv.key)))?
+                .owner;
+            *revision = kv.mod_revision;
+        }
+        Ok(owner.as_deref())
     }
 }
 

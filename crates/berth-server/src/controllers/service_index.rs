@@ -115,7 +115,7 @@ impl TaskHead {
         }
         let task = &record.task;
         let raw = RawHead {
-            task_arn: task.task_arn.as_deref().map(Cow::Borrowed),
+            task_arn: borrow(&task.task_arn),
             group: borrow(&task.group),
             last_status: borrow(&task.last_status),
             desired_status: borrow(&task.desired_status),

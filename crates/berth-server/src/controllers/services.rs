@@ -273,13 +273,9 @@ fn definition_record(
         return Ok(None);
     };
     let key = keys::task_definition(region, family, revision);
-    let Some(kv) = snapshot.get(&key) else {
-        return Ok(None);
-    };
-    let revision = kv.mod_revision;
     Ok(definitions
         .read(snapshot, &key)?
-        .map(|record| (key, revision, record)))
+        .map(|found| (key, found.mod_revision, found.value)))
 }
 
 fn has_health_check(record: &TaskDefinitionRecord) -> bool {

@@ -208,7 +208,7 @@ fn desired(
         tracing::error!(task = ?record.task.task_arn, definition = definition_arn, "the task's definition is missing");
         return Ok(None);
     };
-    let definition = apply_overrides(&found.task_definition, record.task.overrides.as_ref())?;
+    let definition = apply_overrides(&found.value.task_definition, record.task.overrides.as_ref())?;
     // awsvpc runs as bridge (ports published at the container port) until tasks get
     // their own network namespace.
     let effective_network_mode = match definition.network_mode {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use berth_model::ApiResult;
 use berth_store::Snapshot;
 
+use super::Versioned;
 use crate::api::task_definitions::TaskDefinitionRecord;
 
 /// The most definitions kept; past it the cache starts over (they are decoded again
@@ -30,19 +31,24 @@ pub struct DefinitionCache {
 }
 
 impl DefinitionCache {
-    /// The definition stored at `key` in `snapshot`, decoded; `None` if there is none.
+    /// The definition stored at `key` in `snapshot`, decoded, with its revision;
+    /// `None` if there is none.
     pub fn read(
         &self,
         snapshot: &Snapshot,
         key: &str,
-    ) -> ApiResult<Option<Arc<TaskDefinitionRecord>>> {
+    ) -> ApiResult<Option<Versioned<Arc<TaskDefinitionRecord>>>> {
         let Some(kv) = snapshot.get(key) else {
             return Ok(None);
+        };
+        let versioned = |value| Versioned {
+            value,
+            mod_revision: kv.mod_revision,
         };
         if let Some((revision, record)) = self.lock().get(key)
             && *revision == kv.mod_revision
         {
-            return Ok(Some(Arc::clone(record)));
+            return Ok(Some(versioned(Arc::clone(record))));
         }
         let record: Arc<TaskDefinitionRecord> = Arc::new(super::decode_record(kv)?);
         let mut decoded = self.lock();
@@ -50,7 +56,7 @@ impl DefinitionCache {
             decoded.clear();
         }
         decoded.insert(Arc::clone(&kv.key), (kv.mod_revision, Arc::clone(&record)));
-        Ok(Some(record))
+        Ok(Some(versioned(record)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Decoded> {
@@ -88,8 +94,8 @@ mod tests {
             .await?;
         let cache = DefinitionCache::default();
         let active = store.snapshot().await?;
-        let first = cache.read(&active, key)?.ok_or("stored")?;
-        let again = cache.read(&active, key)?.ok_or("stored")?;
+        let first = cache.read(&active, key)?.ok_or("stored")?.value;
+        let again = cache.read(&active, key)?.ok_or("stored")?.value;
         assert!(Arc::ptr_eq(&first, &again), "decoded once");
         assert!(cache.read(&active, "/r/taskdef/web/0000000002")?.is_none());
 
@@ -102,10 +108,10 @@ mod tests {
                 .ok()
                 .and_then(|v| v["status"].as_str().map(str::to_string))
         };
-        let changed = cache.read(&inactive, key)?.ok_or("stored")?;
+        let changed = cache.read(&inactive, key)?.ok_or("stored")?.value;
         assert_eq!(status(&changed).as_deref(), Some("INACTIVE"));
         // The older snapshot still reads its own version.
-        let old = cache.read(&active, key)?.ok_or("stored")?;
+        let old = cache.read(&active, key)?.ok_or("stored")?.value;
         assert_eq!(status(&old).as_deref(), Some("ACTIVE"));
         Ok(())
     }
