@@ -23,7 +23,7 @@
 //! hold but which changes nothing (no ops, or only deletes of missing keys) commits
 //! without a new revision and reports the current one.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,11 +32,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use imbl::OrdMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::memory_index::Index;
+use crate::memory_index::{Entries, Index};
 use crate::{
     Change, ChangeBatch, Compare, KeyValue, Op, Snapshot, Store, StoreError, Txn, TxnOutcome,
 };
@@ -154,7 +153,7 @@ impl SqliteStore {
         let index = Arc::new(load(&conn)?);
         tracing::info!(
             path = %path.display(),
-            keys = index.map.len(),
+            keys = index.entries.len(),
             revision = index.revision,
             "store opened"
         );
@@ -356,7 +355,7 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
             version: r.get(4)?,
         })
     })?;
-    let mut map = OrdMap::new();
+    let mut entries = Entries::default();
     for kv in rows {
         let kv = kv?;
         if !(1 <= kv.create_revision
@@ -369,9 +368,9 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
                 kv.key, kv.create_revision, kv.mod_revision, kv.version
             )));
         }
-        map.insert(kv.key.clone(), Arc::new(kv));
+        entries.insert(Arc::new(kv));
     }
-    Ok(Index { map, revision })
+    Ok(Index { entries, revision })
 }
 
 /// The writer thread's state. `committed` is what is durable and published.
@@ -409,9 +408,10 @@ impl Writer {
     /// Evaluates, persists and answers one group. An error here is one the writer
     /// cannot go on after (its view of the file is lost).
     fn commit_group(&mut self, group: &mut Vec<Request>) -> Result<(), StoreError> {
-        let mut working = self.committed.map.clone();
+        let mut working = self.committed.entries.clone();
         let mut revision = self.committed.revision;
-        let mut touched = BTreeSet::new();
+        // The final state of every key the group changes, in key order.
+        let mut touched: BTreeMap<Arc<str>, Option<Arc<KeyValue>>> = BTreeMap::new();
         let mut changed = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
         for req in group.drain(..) {
@@ -421,8 +421,8 @@ impl Writer {
                 Some(changes) => {
                     revision += 1;
                     touched.extend(changes.iter().map(|c| match c {
-                        Change::Put { kv, .. } => kv.key.clone(),
-                        Change::Delete { key } => Arc::from(key.as_str()),
+                        Change::Put { kv, .. } => (Arc::clone(&kv.key), Some(Arc::clone(kv))),
+                        Change::Delete { key } => (Arc::from(key.as_str()), None),
                     }));
                     changed.push(Arc::new(ChangeBatch { revision, changes }));
                     TxnOutcome::Committed { revision }
@@ -432,7 +432,7 @@ impl Writer {
         }
 
         if !touched.is_empty() {
-            if let Err(e) = persist(&mut self.conn, &working, &touched, revision) {
+            if let Err(e) = persist(&mut self.conn, &touched, revision) {
                 tracing::error!(error = %e, "store commit failed");
                 let e = Arc::new(e);
                 for (reply, _) in answers {
@@ -442,7 +442,7 @@ impl Writer {
             }
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.committed = Arc::new(Index {
-                map: working,
+                entries: working,
                 revision,
             });
             self.published.store(self.committed.clone());
@@ -485,7 +485,7 @@ impl Writer {
 /// on conflict (then `working` is untouched).
 fn apply(
     txn: Txn,
-    working: &mut OrdMap<Arc<str>, Arc<KeyValue>>,
+    working: &mut Entries,
     revision: i64,
 ) -> Option<Vec<Change>> {
     let holds = txn
@@ -507,21 +507,19 @@ fn apply(
             } => {
                 // A key keeps its first allocation for as long as it exists, so
                 // every version of it, and every index that holds it, shares one.
-                let (entry, create_revision, version) = match working.get_key_value(key.as_str()) {
-                    Some((shared, old)) => {
-                        (Arc::clone(shared), old.create_revision, old.version + 1)
-                    }
+                let (entry, create_revision, version) = match working.get(key.as_str()) {
+                    Some(old) => (Arc::clone(&old.key), old.create_revision, old.version + 1),
                     None => (Arc::from(key), revision, 1),
                 };
                 let kv = KeyValue {
-                    key: entry.clone(),
+                    key: entry,
                     value,
                     create_revision,
                     mod_revision: revision,
                     version,
                 };
                 let kv = Arc::new(kv);
-                working.insert(entry, Arc::clone(&kv));
+                working.insert(Arc::clone(&kv));
                 changes.push(Change::Put { kv, decoded });
             }
             Op::Delete { key } => {
@@ -538,8 +536,7 @@ fn apply(
 /// SQLite transaction.
 fn persist(
     conn: &mut Connection,
-    working: &OrdMap<Arc<str>, Arc<KeyValue>>,
-    touched: &BTreeSet<Arc<str>>,
+    touched: &BTreeMap<Arc<str>, Option<Arc<KeyValue>>>,
     revision: i64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -554,8 +551,8 @@ fn persist(
                  mod_revision = excluded.mod_revision, version = excluded.version",
         )?;
         let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-        for key in touched {
-            match working.get(&**key) {
+        for (key, now) in touched {
+            match now {
                 Some(kv) => put.execute(params![
                     &*kv.key,
                     kv.value.as_ref(),
