@@ -4,8 +4,10 @@
 //!
 //! Run with `cargo run --release -p berth-sched --example placement_bench`.
 //! Prints a Markdown table: for each strategy/constraint mix, one large request
-//! (setup amortised over many tasks) and many RunTask-sized requests of 10 tasks
-//! (setup paid each time).
+//! (setup amortised over many tasks), many RunTask-sized requests of 10 tasks
+//! (setup paid each time), and the same small requests on a [`Placer`] that keeps
+//! the cluster between them, with a task stopping somewhere after each request
+//! (the kept engine brought forward by what changed).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use berth_model::task::{
     PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
     TaskResources,
 };
-use berth_sched::{InstanceView, PlacementRequest, Remaining, place};
+use berth_sched::{InstanceView, PlacementRequest, Placer, Remaining, place};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -123,6 +125,7 @@ struct Row {
     shape: String,
     placed: usize,
     took: Duration,
+    requests: u64,
 }
 
 fn run(
@@ -141,6 +144,7 @@ fn run(
         shape: "1 request x 100,000 tasks".to_string(),
         placed: result.placements.len(),
         took: started.elapsed(),
+        requests: 1,
     });
     // RunTask-sized requests: the whole setup every 10 tasks.
     let small = request(10, strategies.to_vec(), member_of);
@@ -158,6 +162,37 @@ fn run(
         shape: format!("{requests} requests x 10 tasks"),
         placed,
         took: started.elapsed(),
+        requests,
+    });
+    // The same requests on a kept cluster. After each request a task stops on some
+    // instance (its resources come back), so the next request has a change to read.
+    let kept_requests = 5_000;
+    let mut placer = Placer::new(instances.to_vec());
+    let mut rng = StdRng::seed_from_u64(11);
+    let started = Instant::now();
+    let mut placed = 0;
+    for seed in 0..kept_requests {
+        placed += placer
+            .place(&small, seed)
+            .map_err(|e| e.to_string())?
+            .placements
+            .len();
+        let at = rng.random_range(0..placer.instances().len());
+        let mut view = placer.instances()[at].clone();
+        if let Some(count) = view.task_groups.get_mut(GROUP).filter(|c| **c > 0) {
+            *count -= 1;
+            view.running_tasks_count -= 1;
+            view.remaining.cpu += small.resources.cpu;
+            view.remaining.memory += small.resources.memory;
+            placer.update(at, view);
+        }
+    }
+    rows.push(Row {
+        scenario,
+        shape: format!("{kept_requests} requests x 10 tasks, kept (Placer)"),
+        placed,
+        took: started.elapsed(),
+        requests: kept_requests,
     });
     Ok(())
 }
@@ -209,11 +244,7 @@ fn main() -> Result<(), String> {
     println!("| scenario | shape | tasks placed | time | placements/s | per request |");
     println!("|---|---|---:|---:|---:|---:|");
     for row in rows {
-        let requests = if row.shape.starts_with('1') {
-            1.0
-        } else {
-            200.0
-        };
+        let requests = row.requests as f64;
         println!(
             "| {} | {} | {} | {:.1} ms | {:.0} | {:.0} µs |",
             row.scenario,

@@ -7,6 +7,8 @@
 //! - [`model`]: [`InstanceView`], what placement and queries read of an instance;
 //! - [`place`](mod@place): [`place()`], where the tasks of a request go, and why
 //!   not when they cannot;
+//! - [`placer`]: [`Placer`], a cluster kept between requests: each request shape's
+//!   engine is brought forward by the instances that changed instead of rebuilt;
 //! - [`sample`]: [`sample_random`], random placement by rejection sampling, for
 //!   requests with no constraint and no strategy but `random`;
 //! - [`eligible`]: which instances the `memberOf` constraints allow at all;
@@ -15,6 +17,7 @@
 pub mod eligible;
 pub mod model;
 pub mod place;
+pub mod placer;
 pub mod query;
 pub mod sample;
 pub mod validate;
@@ -25,6 +28,7 @@ pub use place::{
     AGENT, DISTINCT_INSTANCE, INACTIVE, MEMBER_OF, Placeable, PlacementFailure, PlacementRequest,
     PlacementResult, place,
 };
+pub use placer::Placer;
 pub use query::{Expression, QueryError, QueryTarget, filter};
 pub use sample::sample_random;
 pub use validate::{validate_constraints, validate_expression, validate_strategies};

@@ -122,10 +122,10 @@ pub fn place<P: Placeable>(
         match engine.choose() {
             Some(instance) => {
                 result.placements.push(instance);
-                engine.commit(instance);
+                engine.commit(instances, instance);
             }
             None => {
-                result.failures = engine.failures();
+                result.failures = engine.failures(instances);
                 break;
             }
         }
@@ -262,10 +262,12 @@ struct Cell {
     ranked: Option<Key>,
 }
 
-struct Engine<'a, P> {
-    instances: &'a [P],
-    need: &'a TaskResources,
-    group: &'a str,
+/// One request's view of the cluster: the candidates ordered by the request's
+/// strategies. It borrows nothing, so that a [`Placer`](crate::Placer) can keep it
+/// for the next request of the same shape; the instances are passed to each call.
+pub(crate) struct Engine {
+    need: TaskResources,
+    group: String,
     ranks: Vec<Rank>,
     /// `memberOf` expressions whose value changes as tasks are placed.
     moving: Vec<Expression>,
@@ -299,12 +301,12 @@ struct Engine<'a, P> {
     touched: Vec<bool>,
 }
 
-impl<'a, P: Placeable> Engine<'a, P> {
-    fn new(
-        instances: &'a [P],
-        request: &'a PlacementRequest,
+impl Engine {
+    pub(crate) fn new<P: Placeable>(
+        instances: &[P],
+        request: &PlacementRequest,
         seed: u64,
-    ) -> ApiResult<Engine<'a, P>> {
+    ) -> ApiResult<Engine> {
         let constraints =
             compile_constraints(&request.task_definition_constraints, &request.constraints)?;
         let ranks = compile_strategies(&request.strategies)?;
@@ -317,9 +319,8 @@ impl<'a, P: Placeable> Engine<'a, P> {
         let need = &request.resources;
         let group = request.group.as_str();
         let mut engine = Engine {
-            instances,
-            need,
-            group,
+            need: need.clone(),
+            group: group.to_owned(),
             moving,
             member_of: constraints.member_of,
             distinct_instance: constraints.distinct_instance,
@@ -356,11 +357,18 @@ impl<'a, P: Placeable> Engine<'a, P> {
                 .push(instance.task_groups().get(group).copied().unwrap_or(0));
         }
         let candidates: Vec<u32> = (0..n)
-            .filter(|&i| engine.eligible(i))
+            .filter(|&i| engine.eligible(instances, i))
             .map(|i| i as u32)
             .collect();
-        engine.build_spreads();
-        engine.build_cells(&candidates);
+        engine.build_spreads(instances);
+        // The usable instances that cannot take a task now get their cells too (after
+        // the candidates', so that the candidates' cells are numbered as if alone): a
+        // kept engine files them when they can again.
+        let waiting: Vec<u32> = (0..n)
+            .filter(|&i| engine.usable[i] && !engine.eligible(instances, i))
+            .map(|i| i as u32)
+            .collect();
+        engine.build_cells(&candidates, &waiting);
         for &i in &candidates {
             engine.file(i as usize);
         }
@@ -373,7 +381,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
 
     /// Buckets every instance by the value of each spread attribute and counts
     /// the group's tasks per bucket.
-    fn build_spreads(&mut self) {
+    fn build_spreads<P: Placeable>(&mut self, instances: &[P]) {
         for (rank, kind) in self.ranks.iter().enumerate() {
             let Rank::SpreadAttribute(name) = kind else {
                 continue;
@@ -381,11 +389,11 @@ impl<'a, P: Placeable> Engine<'a, P> {
             let mut ids: FastMap<Option<&str>, u32> = FastMap::default();
             let mut spread = Spread {
                 rank,
-                bucket_of: Vec::with_capacity(self.instances.len()),
+                bucket_of: Vec::with_capacity(instances.len()),
                 tasks: Vec::new(),
                 cells: Vec::new(),
             };
-            for (i, instance) in self.instances.iter().enumerate() {
+            for (i, instance) in instances.iter().enumerate() {
                 let value = instance
                     .view()
                     .attributes
@@ -404,10 +412,11 @@ impl<'a, P: Placeable> Engine<'a, P> {
         }
     }
 
-    /// Puts each candidate in the cell of its buckets.
-    fn build_cells(&mut self, candidates: &[u32]) {
+    /// Puts each instance of `first`, then of `then`, in the cell of its buckets: the
+    /// cells are numbered in that order.
+    fn build_cells(&mut self, first: &[u32], then: &[u32]) {
         let mut ids: FastMap<[u32; MAX_STRATEGIES], u32> = FastMap::default();
-        for &i in candidates {
+        for &i in first.iter().chain(then) {
             let mut buckets = [0; MAX_STRATEGIES];
             for (j, spread) in self.spreads.iter().enumerate() {
                 buckets[j] = spread.bucket_of[i as usize];
@@ -427,23 +436,23 @@ impl<'a, P: Placeable> Engine<'a, P> {
         }
     }
 
-    fn planned(&self, i: usize) -> Planned<'_, P> {
+    fn planned<'a, P: Placeable>(&'a self, instances: &'a [P], i: usize) -> Planned<'a, P> {
         Planned {
-            instance: &self.instances[i],
-            group: self.group,
+            instance: &instances[i],
+            group: &self.group,
             placed: self.placed[i],
         }
     }
 
     /// Whether instance `i` can take the next task.
-    fn eligible(&self, i: usize) -> bool {
+    fn eligible<P: Placeable>(&self, instances: &[P], i: usize) -> bool {
         self.usable[i]
             && self.cpu[i] >= self.need.cpu
             && self.memory[i] >= self.need.memory
             && self.ports_free[i]
             && !(self.distinct_instance && self.in_group[i] > 0)
             && (self.moving.is_empty() || {
-                let planned = self.planned(i);
+                let planned = self.planned(instances, i);
                 self.moving.iter().all(|e| e.matches(&planned))
             })
     }
@@ -518,7 +527,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
 
     /// The instance for the next task: the first candidate, a random one of
     /// those tied first.
-    fn choose(&mut self) -> Option<usize> {
+    pub(crate) fn choose(&mut self) -> Option<usize> {
         let &(best, _) = self.ranking.first()?;
         self.scratch.clear();
         let mut total = 0;
@@ -549,7 +558,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
     }
 
     /// Places a task on instance `i` and updates what that changes.
-    fn commit(&mut self, i: usize) {
+    pub(crate) fn commit<P: Placeable>(&mut self, instances: &[P], i: usize) {
         self.unfile(i);
         self.cpu[i] -= self.need.cpu;
         self.memory[i] -= self.need.memory;
@@ -559,20 +568,29 @@ impl<'a, P: Placeable> Engine<'a, P> {
             // The next task needs the same ports.
             self.ports_free[i] = false;
         }
-        if self.eligible(i) {
+        if self.eligible(instances, i) {
             self.file(i);
         }
+        self.moved(i, 1);
+    }
+
+    /// Re-ranks what a change to instance `i` moves: its cell, and when the group's
+    /// tasks on it changed by `delta`, every cell of its spread buckets.
+    fn moved(&mut self, i: usize, delta: i64) {
         let cell = self.cell_of[i];
-        if self.spreads.is_empty() {
-            self.rerank(cell);
+        if self.spreads.is_empty() || delta == 0 {
+            if cell != NOWHERE {
+                self.rerank(cell);
+            }
             return;
         }
-        // The instance's buckets have one more task: every cell in them moves.
+        // The instance's buckets have `delta` more tasks (whether or not it is usable
+        // itself): every cell in them moves, its own among them.
         let mut affected = std::mem::take(&mut self.scratch);
         affected.clear();
         for spread in &mut self.spreads {
             let bucket = spread.bucket_of[i] as usize;
-            spread.tasks[bucket] += 1;
+            spread.tasks[bucket] += delta;
             for &c in &spread.cells[bucket] {
                 if !self.touched[c as usize] {
                     self.touched[c as usize] = true;
@@ -587,10 +605,64 @@ impl<'a, P: Placeable> Engine<'a, P> {
         self.scratch = affected;
     }
 
+    /// Reads instance `i` again from its view after its remaining resources, running
+    /// tasks or task groups changed (and forgets what this engine placed on it: the
+    /// view now counts it). A change to its status, agent, attributes or identity
+    /// needs a new engine instead.
+    pub(crate) fn refresh<P: Placeable>(&mut self, instances: &[P], i: usize) {
+        let instance = &instances[i];
+        let view = instance.view();
+        self.unfile(i);
+        self.cpu[i] = view.remaining.cpu;
+        self.memory[i] = view.remaining.memory;
+        self.ports_free[i] = view.remaining.ports_free(&self.need);
+        self.placed[i] = 0;
+        let in_group = instance
+            .task_groups()
+            .get(self.group.as_str())
+            .copied()
+            .unwrap_or(0);
+        let delta = i64::from(in_group) - i64::from(self.in_group[i]);
+        self.in_group[i] = in_group;
+        // An instance in no cell is not usable: never a candidate of this engine.
+        if self.cell_of[i] != NOWHERE && self.eligible(instances, i) {
+            self.file(i);
+        }
+        self.moved(i, delta);
+    }
+
+    /// Ties of the next request are broken with `seed`.
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
+    }
+
+    /// The group's tasks per instance and per spread bucket, as this engine counts them.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (Vec<u32>, Vec<Vec<i64>>) {
+        (
+            self.in_group.clone(),
+            self.spreads.iter().map(|s| s.tasks.clone()).collect(),
+        )
+    }
+
+    /// Every instance tied first for the next task.
+    #[cfg(test)]
+    pub(crate) fn tied_best(&self) -> Vec<usize> {
+        let Some(&(best, _)) = self.ranking.first() else {
+            return Vec::new();
+        };
+        self.ranking
+            .range((best, 0)..)
+            .take_while(|(key, _)| *key == best)
+            .filter_map(|&(_, cell)| self.cells[cell as usize].members.first_key_value())
+            .flat_map(|(_, list)| list.iter().map(|&i| i as usize))
+            .collect()
+    }
+
     /// Why no instance can take the next task, per instance.
-    fn failures(&self) -> Vec<PlacementFailure> {
+    pub(crate) fn failures<P: Placeable>(&self, instances: &[P]) -> Vec<PlacementFailure> {
         let mut failures = Vec::new();
-        for (i, instance) in self.instances.iter().enumerate() {
+        for (i, instance) in instances.iter().enumerate() {
             let view = instance.view();
             let mut fail = |reason| {
                 failures.push(PlacementFailure {
@@ -622,7 +694,7 @@ impl<'a, P: Placeable> Engine<'a, P> {
             if short {
                 continue;
             }
-            let planned = self.planned(i);
+            let planned = self.planned(instances, i);
             if !self.member_of.iter().all(|e| e.matches(&planned)) {
                 fail(MEMBER_OF);
             }

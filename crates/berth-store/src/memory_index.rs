@@ -308,7 +308,10 @@ mod tests {
         for step in 0..2_000_i64 {
             let key = format!("k/{}", (step * 7919) % 301);
             if step % 5 == 4 {
-                assert_eq!(entries.remove(&key).is_some(), expected.remove(&key).is_some());
+                assert_eq!(
+                    entries.remove(&key).is_some(),
+                    expected.remove(&key).is_some()
+                );
             } else {
                 entries.insert(Arc::new(KeyValue {
                     key: Arc::from(key.as_str()),

@@ -483,11 +483,7 @@ impl Writer {
 
 /// Applies `txn` at `revision` if its compares hold; returns its changes, or `None`
 /// on conflict (then `working` is untouched).
-fn apply(
-    txn: Txn,
-    working: &mut Entries,
-    revision: i64,
-) -> Option<Vec<Change>> {
+fn apply(txn: Txn, working: &mut Entries, revision: i64) -> Option<Vec<Change>> {
     let holds = txn
         .compares
         .iter()
