@@ -57,6 +57,41 @@ pub struct ScaleArgs {
     /// Where the server's data directory is created [default: the temporary directory].
     #[arg(long, value_name = "DIR")]
     data_parent: Option<PathBuf>,
+
+    /// The placement strategy of the services and the RunTask calls: none (ECS then
+    /// places at random), `binpack` (memory) or `spread` (availability zone, then
+    /// instance).
+    #[arg(long, value_enum, default_value_t = Strategy::None)]
+    strategy: Strategy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Strategy {
+    None,
+    Binpack,
+    Spread,
+}
+
+impl Strategy {
+    /// The `placementStrategy` member of a request.
+    fn placement(self) -> serde_json::Value {
+        match self {
+            Strategy::None => json!([]),
+            Strategy::Binpack => json!([{"type": "binpack", "field": "memory"}]),
+            Strategy::Spread => json!([
+                {"type": "spread", "field": "attribute:ecs.availability-zone"},
+                {"type": "spread", "field": "instanceId"}
+            ]),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Strategy::None => "no placement strategy (random placement)",
+            Strategy::Binpack => "placement strategy binpack(memory)",
+            Strategy::Spread => "placement strategy spread(availability zone), spread(instanceId)",
+        }
+    }
 }
 
 struct Size {
@@ -131,8 +166,10 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<bool> {
         machine.describe()
     );
     println!(
-        "`berth server` ({version}), fresh SQLite store per size; simulated instances in the benchmark's process (4 CPUs, 16 GiB each); half the tasks by {} services, half by RunTask count 10 from {} clients; one-container tasks (cpu 8, memory 8 MiB).\n",
-        args.services, args.clients
+        "`berth server` ({version}), fresh SQLite store per size; simulated instances in the benchmark's process (4 CPUs, 16 GiB each); half the tasks by {} services, half by RunTask count 10 from {} clients; {}; one-container tasks (cpu 8, memory 8 MiB).\n",
+        args.services,
+        args.clients,
+        args.strategy.describe()
     );
     println!(
         "| instances | tasks | agents connected in | requests sent in | all RUNNING in | tasks/s | server peak RSS | server RSS at end | server CPU (cores) | simulation CPU (cores) | other CPU | server CPU per task | simulation CPU per task | RunTask retries |"
@@ -242,6 +279,7 @@ async fn one_size(
                     "serviceName": format!("svc-{index}"),
                     "taskDefinition": definition_arn,
                     "desiredCount": per_service,
+                    "placementStrategy": args.strategy.placement(),
                 }),
             )
             .await?;
@@ -255,6 +293,7 @@ async fn one_size(
         let next = &next;
         let retries = &retries;
         let definition_arn = &definition_arn;
+        let placement = args.strategy.placement();
         async move {
             let mut client = Client::new(signer);
             loop {
@@ -273,6 +312,7 @@ async fn one_size(
                         "taskDefinition": definition_arn,
                         "count": count - placed,
                         "startedBy": "scale-batch",
+                        "placementStrategy": placement,
                     });
                     match client.call("RunTask", &body).await {
                         Ok(answer) => {

@@ -69,6 +69,8 @@ pub struct Shared {
     pub instances: crate::state::instance_cache::InstanceCache,
     /// The task definitions, decoded once per version.
     pub definitions: crate::state::definition_cache::DefinitionCache,
+    /// Placement engines kept per cluster between decisions.
+    pub placers: crate::state::placers::Placers,
 }
 
 fn encode<T: Serialize>(response: &T) -> ApiResult<Bytes> {

@@ -198,7 +198,7 @@ impl<'a> Candidate<'a> {
     }
     /// How placement sees the instance now (with this decision's reservations):
     /// the cached view, unless this decision already took resources from it.
-    fn view(&self) -> Cow<'_, InstanceView> {
+    pub(crate) fn view(&self) -> Cow<'_, InstanceView> {
         match &self.changed {
             Some(left) => {
                 let mut view = self.read.view.clone();
@@ -372,6 +372,22 @@ pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate<
     candidates
 }
 
+/// The fewest candidates a decision places on with the cluster's kept engine; fewer
+/// (a DAEMON service's task placed on its own instance) are placed from scratch,
+/// which costs next to nothing and leaves the kept engine for the whole cluster.
+const KEEP_PLACER_FROM: usize = 64;
+
+/// Whether the request has constraints (its own or its task definition's): then
+/// the tasks placement reads must be those of the snapshot, not older.
+fn hard_rules(launch: &Launch<'_>, rules: PlacementRules<'_>) -> bool {
+    !rules.constraints.is_empty()
+        || launch
+            .effective
+            .placement_constraints
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+}
+
 /// Per candidate, in the candidates' order: the groups of its tasks not desired
 /// STOPPED, and how many of them are RUNNING.
 type TaskGroups = Vec<(BTreeMap<String, u32>, i64)>;
@@ -387,12 +403,7 @@ fn instance_task_groups(
     rules: PlacementRules<'_>,
     candidates: &[Candidate<'_>],
 ) -> ApiResult<TaskGroups> {
-    let hard = !rules.constraints.is_empty()
-        || launch
-            .effective
-            .placement_constraints
-            .as_ref()
-            .is_some_and(|c| !c.is_empty());
+    let hard = hard_rules(launch, rules);
     // Without constraints and spread strategies, placement reads neither the groups
     // nor the running counts (binpack and random read resources only).
     let spread = rules
@@ -667,18 +678,6 @@ pub(crate) fn place_tasks(
             return Ok((tasks, Vec::new()));
         }
     }
-    // The groups of the tasks on each instance (those not desired STOPPED), for
-    // spread, distinctInstance and task:group expressions.
-    let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
-    let views: Vec<ForPlacement<'_>> = candidates
-        .iter()
-        .zip(groups)
-        .map(|(candidate, (groups, running))| ForPlacement {
-            view: candidate.view(),
-            groups,
-            running,
-        })
-        .collect();
     let request = PlacementRequest {
         resources: launch.need.clone(),
         group: launch.group.clone(),
@@ -691,7 +690,38 @@ pub(crate) fn place_tasks(
         constraints: rules.constraints.to_vec(),
         strategies: rules.strategies.to_vec(),
     };
-    let result = berth_sched::place(&views, &request, rand::random())?;
+    let seed = rand::random();
+    // The cluster's kept engine, when the task view may be used: it has reached the
+    // snapshot, or nothing hard depends on the tasks (without constraints they only
+    // steer spread strategies).
+    let keep = candidates.len() >= KEEP_PLACER_FROM;
+    let kept = ctx.shared.views.now(|view| {
+        (keep && (view.revision() >= snapshot.revision() || !hard_rules(launch, rules))).then(
+            || {
+                ctx.shared
+                    .placers
+                    .place(ctx.region(), cluster, view, candidates, &request, seed)
+            },
+        )
+    });
+    let result = match kept {
+        Some(Some(result)) => result?,
+        _ => {
+            // The groups of the tasks on each instance (those not desired STOPPED),
+            // for spread, distinctInstance and task:group expressions.
+            let groups = instance_task_groups(ctx, snapshot, cluster, launch, rules, candidates)?;
+            let views: Vec<ForPlacement<'_>> = candidates
+                .iter()
+                .zip(groups)
+                .map(|(candidate, (groups, running))| ForPlacement {
+                    view: candidate.view(),
+                    groups,
+                    running,
+                })
+                .collect();
+            berth_sched::place(&views, &request, seed)?
+        }
+    };
     for index in result.placements {
         let Some(candidate) = candidates.get_mut(index) else {
             continue;

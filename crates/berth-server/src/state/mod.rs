@@ -6,6 +6,7 @@ pub mod definition_cache;
 pub mod instance_cache;
 pub mod interner;
 pub mod keys;
+pub mod placers;
 pub mod records;
 pub mod usage;
 pub mod views;

@@ -133,7 +133,19 @@ pub struct TaskView {
     instances: HashMap<Arc<str>, InstanceTasks>,
     /// The tasks' groups, one copy of each.
     groups: Interner,
+    /// Which view this is: a view built again (after it fell behind) starts a new log.
+    id: u64,
+    /// The instances whose counts changed, in order, for readers that follow them
+    /// (the kept placement engines); `log[0]` is change number `log_base`.
+    log: Vec<Arc<str>>,
+    log_base: u64,
 }
+
+/// Changes the log keeps at least; a reader further behind reads everything again.
+const LOG_KEPT: usize = 1 << 16;
+
+/// Distinguishes the views built by one process.
+static VIEW_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl TaskView {
     pub fn revision(&self) -> i64 {
@@ -145,9 +157,34 @@ impl TaskView {
         self.instances.get(instance_arn)
     }
 
+    /// Where the log of changed instances ends: (this view's id, number of changes).
+    pub fn log_position(&self) -> (u64, u64) {
+        (self.id, self.log_base + self.log.len() as u64)
+    }
+
+    /// The instances (ARNs) whose counts changed since `position` of this view's log;
+    /// `None` when that is not this view or no longer kept.
+    pub fn changed_since(&self, position: (u64, u64)) -> Option<&[Arc<str>]> {
+        let (id, at) = position;
+        if id != self.id || at < self.log_base {
+            return None;
+        }
+        let from = usize::try_from(at - self.log_base).ok()?;
+        self.log.get(from..)
+    }
+
+    fn logged(&mut self, instance: &Arc<str>) {
+        if self.log.len() >= LOG_KEPT {
+            self.log_base += self.log.len() as u64;
+            self.log.clear();
+        }
+        self.log.push(Arc::clone(instance));
+    }
+
     fn build(snapshot: &Snapshot) -> TaskView {
         let mut view = TaskView {
             revision: snapshot.revision(),
+            id: VIEW_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..TaskView::default()
         };
         for kv in snapshot.iter_prefix("/") {
@@ -155,6 +192,9 @@ impl TaskView {
                 view.put(kv, None);
             }
         }
+        // Nothing before the build is news to anyone.
+        view.log_base += view.log.len() as u64;
+        view.log = Vec::new();
         view
     }
 
@@ -196,6 +236,7 @@ impl TaskView {
             stopped: summary.is_stopped(),
             desired_stopped: summary.desired() == Some(TaskStatus::Stopped),
         };
+        self.logged(&instance);
         let tasks = self.instances.entry(instance).or_default();
         count(tasks, &key, &entry, 1);
         self.tasks.insert(key, entry);
@@ -205,6 +246,7 @@ impl TaskView {
         let Some((key, entry)) = self.tasks.remove_entry(key) else {
             return;
         };
+        self.logged(&entry.instance);
         if let Some(tasks) = self.instances.get_mut(&entry.instance) {
             count(tasks, &key, &entry, -1);
             if tasks.live.is_empty() && tasks.groups.is_empty() {
