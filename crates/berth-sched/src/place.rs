@@ -113,24 +113,7 @@ pub fn place<P: Placeable>(
     request: &PlacementRequest,
     seed: u64,
 ) -> ApiResult<PlacementResult> {
-    let mut engine = Engine::new(instances, request, seed)?;
-    let mut result = PlacementResult {
-        placements: Vec::with_capacity(request.count.min(1 << 16) as usize),
-        failures: Vec::new(),
-    };
-    for _ in 0..request.count {
-        match engine.choose() {
-            Some(instance) => {
-                result.placements.push(instance);
-                engine.commit(instances, instance);
-            }
-            None => {
-                result.failures = engine.failures(instances);
-                break;
-            }
-        }
-    }
-    Ok(result)
+    Ok(Engine::new(instances, request, seed)?.place(instances, request.count))
 }
 
 /// A fast hasher for the engine's own small maps (attribute values to
@@ -603,6 +586,28 @@ impl Engine {
             self.rerank(c);
         }
         self.scratch = affected;
+    }
+
+    /// Places `count` tasks one after another, each on the instance ranked first;
+    /// when one finds no instance, the rest are not placed and the result says why.
+    pub(crate) fn place<P: Placeable>(&mut self, instances: &[P], count: u32) -> PlacementResult {
+        let mut result = PlacementResult {
+            placements: Vec::with_capacity(count.min(1 << 16) as usize),
+            failures: Vec::new(),
+        };
+        for _ in 0..count {
+            match self.choose() {
+                Some(instance) => {
+                    result.placements.push(instance);
+                    self.commit(instances, instance);
+                }
+                None => {
+                    result.failures = self.failures(instances);
+                    break;
+                }
+            }
+        }
+        result
     }
 
     /// Reads instance `i` again from its view after its remaining resources, running

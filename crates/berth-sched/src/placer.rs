@@ -114,22 +114,7 @@ impl Placer {
         kept.used = *requests;
         let engine = &mut kept.engine;
         engine.reseed(seed);
-        let mut result = PlacementResult {
-            placements: Vec::with_capacity(request.count.min(1 << 16) as usize),
-            failures: Vec::new(),
-        };
-        for _ in 0..request.count {
-            match engine.choose() {
-                Some(instance) => {
-                    result.placements.push(instance);
-                    engine.commit(instances.as_slice(), instance);
-                }
-                None => {
-                    result.failures = engine.failures(instances.as_slice());
-                    break;
-                }
-            }
-        }
+        let result = engine.place(instances.as_slice(), request.count);
         // The tasks are the instances' own now: their views count them, and the
         // engine reads them from there.
         let need = &request.resources;

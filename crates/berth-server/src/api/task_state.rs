@@ -461,6 +461,30 @@ mod tests {
         })
     }
 
+    /// Records `reports` of instance INSTANCE of cluster `c` in region `r`, as the
+    /// session of the key `caller` would.
+    async fn record(
+        store: &Arc<berth_store::sqlite::SqliteStore>,
+        reports: &[Report<'_>],
+        caller: Option<&str>,
+        now: f64,
+        owners: &mut Owners,
+    ) -> Result<Vec<Result<(), ApiError>>, String> {
+        let scope = Scope::new("r".to_string(), "1".to_string());
+        apply_all(
+            store.as_ref(),
+            &scope,
+            "c",
+            reports,
+            caller,
+            Some(INSTANCE),
+            now,
+            owners,
+        )
+        .await
+        .map_err(|e| e.message)
+    }
+
     fn stopped() -> KnownState {
         KnownState {
             status: Some(TaskStatus::Stopped),
@@ -473,7 +497,6 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
-        let scope = Scope::new("r".to_string(), "1".to_string());
         let resources = |cpu: i64, memory: i64| {
             serde_json::json!([
                 {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
@@ -504,18 +527,7 @@ mod tests {
             ("t2", &two, None),
             ("t9", &missing, None),
         ];
-        let results = apply_all(
-            store.as_ref(),
-            &scope,
-            "c",
-            &reports,
-            None,
-            Some(INSTANCE),
-            1.0,
-            &mut Owners::new(),
-        )
-        .await
-        .map_err(|e| e.message)?;
+        let results = record(&store, &reports, None, 1.0, &mut Owners::new()).await?;
         assert!(results[0].is_ok() && results[1].is_ok());
         assert!(results[2].is_err(), "an unknown task is refused on its own");
 
@@ -548,7 +560,6 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
-        let scope = Scope::new("r".to_string(), "1".to_string());
         let instance = serde_json::json!({"containerInstanceArn": INSTANCE, "status": "ACTIVE"});
         let mut pending = task("t1");
         pending["lastStatus"] = "PENDING".into();
@@ -586,18 +597,7 @@ mod tests {
         // An older version than the store's is not used.
         let stale = held(revision - 1)?;
         let reports = [("t1", &running, Some(&stale))];
-        apply_all(
-            store.as_ref(),
-            &scope,
-            "c",
-            &reports,
-            None,
-            Some(INSTANCE),
-            1.0,
-            &mut Owners::new(),
-        )
-        .await
-        .map_err(|e| e.message)?;
+        record(&store, &reports, None, 1.0, &mut Owners::new()).await?;
         assert_eq!(
             group(Arc::clone(&store)).await?,
             (None, Some("RUNNING".to_string()))
@@ -611,18 +611,7 @@ mod tests {
         let current = held(current)?;
         let stopped = stopped();
         let reports = [("t1", &stopped, Some(&current))];
-        apply_all(
-            store.as_ref(),
-            &scope,
-            "c",
-            &reports,
-            None,
-            Some(INSTANCE),
-            2.0,
-            &mut Owners::new(),
-        )
-        .await
-        .map_err(|e| e.message)?;
+        record(&store, &reports, None, 2.0, &mut Owners::new()).await?;
         assert_eq!(
             group(store).await?,
             (Some("held".to_string()), Some("STOPPED".to_string()))
@@ -635,7 +624,6 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
-        let scope = Scope::new("r".to_string(), "1".to_string());
         let instance = |owner: &str| serde_json::json!({"containerInstanceArn": INSTANCE, "status": "ACTIVE", "berthOwner": owner});
         let instance_key = keys::container_instance("r", "c", "i1");
         let txn = Txn::new()
@@ -648,34 +636,26 @@ mod tests {
             ..KnownState::default()
         };
         let (running, stopped) = (report(TaskStatus::Running), report(TaskStatus::Stopped));
-        let results = apply_all(
-            store.as_ref(),
-            &scope,
-            "c",
+        let results = record(
+            &store,
             &[("t1", &running, None)],
             Some("k1"),
-            Some(INSTANCE),
             1.0,
             &mut owners,
         )
-        .await
-        .map_err(|e| e.message)?;
+        .await?;
         assert!(results[0].is_ok(), "k1 owns the instance");
         store
             .commit(Txn::new().put(&instance_key, serde_json::to_vec(&instance("k2"))?))
             .await?;
-        let results = apply_all(
-            store.as_ref(),
-            &scope,
-            "c",
+        let results = record(
+            &store,
             &[("t1", &stopped, None)],
             Some("k1"),
-            Some(INSTANCE),
             2.0,
             &mut owners,
         )
-        .await
-        .map_err(|e| e.message)?;
+        .await?;
         assert!(
             results[0]
                 .as_ref()

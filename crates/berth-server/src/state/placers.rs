@@ -82,13 +82,11 @@ impl Placers {
         let mut guard = entry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let position = view.log_position();
         let current = match guard.take() {
             Some(kept) if follows(&kept, candidates, view) => bring_forward(kept, candidates, view),
             _ => start(candidates, view),
         };
         let kept = guard.insert(current);
-        kept.read = position;
         let result = kept.placer.place(request, seed)?;
         kept.dirty.extend(result.placements.iter().copied());
         Ok(result)
@@ -162,6 +160,7 @@ fn bring_forward(mut kept: Kept, candidates: &[Candidate<'_>], view: &TaskView) 
             kept.dirty.push(i);
         }
     }
+    kept.read = view.log_position();
     kept
 }
 
