@@ -3,7 +3,7 @@
 //! acknowledged, send heartbeats, and reconnect with exponential backoff and jitter
 //! whenever the session is lost. Tasks keep running while the control plane is away.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,17 @@ use crate::client::session::{self, SessionStream};
 use crate::client::{ApiClient, ClientError};
 use crate::engine::TaskEngine;
 
-/// The most reports written to the session before one flush.
+/// The most reports held for one write: more are written at once.
 const MAX_REPORT_BURST: usize = 64;
+
+/// How long a report or a payload's acknowledgement waits for others before it is
+/// written: what a payload causes (its acknowledgement, the reports of its new tasks)
+/// and the reports of one task that follow each other closely (PENDING, then RUNNING
+/// a moment later) go out in one write, and of a task's reports only the newest (a
+/// report carries the task's whole known state). One write and one read on each
+/// side instead of several, and fewer acknowledgements and store writes at the
+/// control plane, for at most this much more latency.
+const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// Exponential backoff with full jitter, as the ECS agent reconnects.
 #[derive(Debug)]
@@ -171,6 +180,10 @@ impl SessionLoop {
         heartbeat.tick().await;
         let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
         let mut deadline = tokio::time::Instant::now() + timeout;
+        // Reports not yet written, and when they (and any acknowledgement written but
+        // not flushed) must go out.
+        let mut outbox: Vec<TaskStateChange> = Vec::new();
+        let mut flush_by: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -180,7 +193,16 @@ impl SessionLoop {
                 _ = tokio::time::sleep_until(deadline) => {
                     return Ended::Lost("no message from the control plane within the session timeout".into());
                 }
+                () = tokio::time::sleep_until(flush_by.unwrap_or(deadline)), if flush_by.is_some() => {
+                    flush_by = None;
+                    if let Err(why) = write_reports(&mut stream, &mut outbox).await {
+                        return Ended::Lost(why);
+                    }
+                }
                 _ = heartbeat.tick() => {
+                    // Every pending report goes out below, those held included.
+                    flush_by = None;
+                    outbox.clear();
                     if let Err(why) = send(&mut stream, &AgentMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await {
                         return Ended::Lost(why);
                     }
@@ -194,23 +216,23 @@ impl SessionLoop {
                 }
                 report = self.reports.recv() => {
                     let Some(report) = report else { return Ended::Shutdown };
-                    // This report and every one already waiting, written as one burst
-                    // and flushed once (a write to the socket each was most of a
-                    // simulated agent's time).
-                    let mut burst = vec![report];
-                    while burst.len() < MAX_REPORT_BURST
+                    // This report and every one already waiting, held for one write
+                    // (a write to the socket each was most of a simulated agent's time).
+                    pending.insert(report.task_arn.clone(), report.clone());
+                    outbox.push(report);
+                    while outbox.len() < MAX_REPORT_BURST
                         && let Ok(more) = self.reports.try_recv()
                     {
-                        burst.push(more);
+                        pending.insert(more.task_arn.clone(), more.clone());
+                        outbox.push(more);
                     }
-                    for report in burst {
-                        pending.insert(report.task_arn.clone(), report.clone());
-                        if let Err(why) = queue(&mut stream, &AgentMessage::TaskStateChange(report)).await {
+                    if outbox.len() >= MAX_REPORT_BURST {
+                        flush_by = None;
+                        if let Err(why) = write_reports(&mut stream, &mut outbox).await {
                             return Ended::Lost(why);
                         }
-                    }
-                    if let Err(why) = stream.flush().await {
-                        return Ended::Lost(why.to_string());
+                    } else {
+                        flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
                     }
                 }
                 frame = stream.next() => {
@@ -238,9 +260,10 @@ impl SessionLoop {
                                 message_id: payload.message_id,
                                 seq_num: payload.seq_num,
                             });
-                            if let Err(why) = send(&mut stream, &ack).await {
+                            if let Err(why) = queue(&mut stream, &ack).await {
                                 return Ended::Lost(why);
                             }
+                            flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
                         }
                         ServerMessage::StateChangeAck(ack) => {
                             pending.retain(|_, report| report.message_id != ack.message_id);
@@ -253,6 +276,32 @@ impl SessionLoop {
             }
         }
     }
+}
+
+/// Writes the newest report of each task in `outbox` (emptied) and flushes them with
+/// whatever else was written.
+async fn write_reports(
+    stream: &mut SessionStream,
+    outbox: &mut Vec<TaskStateChange>,
+) -> Result<(), String> {
+    for report in newest_of_each_task(std::mem::take(outbox)) {
+        queue(stream, &AgentMessage::TaskStateChange(report)).await?;
+    }
+    stream.flush().await.map_err(|err| err.to_string())
+}
+
+/// Of reports in the order they were made, the newest of each task, in the order of
+/// those: a report carries its task's whole known state, so one a later report of
+/// the same task replaced need not be sent.
+fn newest_of_each_task(reports: Vec<TaskStateChange>) -> Vec<TaskStateChange> {
+    let mut seen = HashSet::new();
+    let mut newest: Vec<TaskStateChange> = reports
+        .into_iter()
+        .rev()
+        .filter(|report| seen.insert(report.task_arn.clone()))
+        .collect();
+    newest.reverse();
+    newest
 }
 
 /// Writes `message` to the stream's buffer without flushing it (see `send`).
@@ -273,6 +322,43 @@ async fn send(stream: &mut SessionStream, message: &AgentMessage) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(id: &str, task: &str, status: berth_proto::TaskStatus) -> TaskStateChange {
+        TaskStateChange {
+            message_id: id.to_string(),
+            cluster: "c".to_string(),
+            task_arn: task.to_string(),
+            status,
+            reason: None,
+            stop_code: None,
+            containers: Vec::new(),
+            health_status: None,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            execution_stopped_at: None,
+        }
+    }
+
+    #[test]
+    fn of_a_tasks_reports_only_the_newest_is_sent() {
+        use berth_proto::TaskStatus::{Pending, Running, Stopped};
+        let reports = vec![
+            report("1", "t1", Pending),
+            report("2", "t2", Pending),
+            report("3", "t1", Running),
+            report("4", "t3", Stopped),
+        ];
+        let sent: Vec<(String, String)> = newest_of_each_task(reports)
+            .into_iter()
+            .map(|r| (r.message_id, r.task_arn))
+            .collect();
+        let expected = [("2", "t2"), ("3", "t1"), ("4", "t3")];
+        assert_eq!(
+            sent,
+            expected.map(|(id, task)| (id.to_string(), task.to_string()))
+        );
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_resets() {
