@@ -24,13 +24,13 @@ use crate::engine::TaskEngine;
 /// The most reports held for one write: more are written at once.
 const MAX_REPORT_BURST: usize = 64;
 
-/// How long a report or a payload's acknowledgement waits for others before it is
-/// written: what a payload causes (its acknowledgement, the reports of its new tasks)
-/// and the reports of one task that follow each other closely (PENDING, then RUNNING
-/// a moment later) go out in one write, and of a task's reports only the newest (a
-/// report carries the task's whole known state). One write and one read on each
-/// side instead of several, and fewer acknowledgements and store writes at the
-/// control plane, for at most this much more latency.
+/// How long a payload's acknowledgement waits before it is written, and the reports
+/// made meanwhile with it: what a payload causes (its acknowledgement, the first
+/// reports of its new tasks, and of a task that starts at once its RUNNING report)
+/// goes out in one write, and of a task's reports only the newest (a report carries
+/// the task's whole known state). One write and one read on each side instead of
+/// several, and fewer acknowledgements and store writes at the control plane. A
+/// report made while no acknowledgement waits is written at once.
 const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// Exponential backoff with full jitter, as the ECS agent reconnects.
@@ -216,8 +216,8 @@ impl SessionLoop {
                 }
                 report = self.reports.recv() => {
                     let Some(report) = report else { return Ended::Shutdown };
-                    // This report and every one already waiting, held for one write
-                    // (a write to the socket each was most of a simulated agent's time).
+                    // This report and every one already waiting, written together (a
+                    // write to the socket each was most of a simulated agent's time).
                     pending.insert(report.task_arn.clone(), report.clone());
                     outbox.push(report);
                     while outbox.len() < MAX_REPORT_BURST
@@ -226,13 +226,13 @@ impl SessionLoop {
                         pending.insert(more.task_arn.clone(), more.clone());
                         outbox.push(more);
                     }
-                    if outbox.len() >= MAX_REPORT_BURST {
+                    // Written at once, unless a payload's acknowledgement is waiting:
+                    // then with it.
+                    if flush_by.is_none() || outbox.len() >= MAX_REPORT_BURST {
                         flush_by = None;
                         if let Err(why) = write_reports(&mut stream, &mut outbox).await {
                             return Ended::Lost(why);
                         }
-                    } else {
-                        flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
                     }
                 }
                 frame = stream.next() => {
