@@ -179,7 +179,11 @@ impl SessionLoop {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
         heartbeat.tick().await;
         let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
-        let mut deadline = tokio::time::Instant::now() + timeout;
+        // One timer for the session's silence, moved on only when it fires: a frame
+        // just notes when it came.
+        let mut heard_at = tokio::time::Instant::now();
+        let silence = tokio::time::sleep(timeout);
+        tokio::pin!(silence);
         // Reports not yet written, and when they (and any acknowledgement written but
         // not flushed) must go out.
         let mut outbox: Vec<TaskStateChange> = Vec::new();
@@ -190,10 +194,14 @@ impl SessionLoop {
                     let _ = stream.close(None).await;
                     return Ended::Shutdown;
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Ended::Lost("no message from the control plane within the session timeout".into());
+                () = &mut silence => {
+                    let due = heard_at + timeout;
+                    if due <= tokio::time::Instant::now() {
+                        return Ended::Lost("no message from the control plane within the session timeout".into());
+                    }
+                    silence.as_mut().reset(due);
                 }
-                () = tokio::time::sleep_until(flush_by.unwrap_or(deadline)), if flush_by.is_some() => {
+                () = tokio::time::sleep_until(flush_by.unwrap_or(heard_at)), if flush_by.is_some() => {
                     flush_by = None;
                     if let Err(why) = write_reports(&mut stream, &mut outbox).await {
                         return Ended::Lost(why);
@@ -236,7 +244,7 @@ impl SessionLoop {
                     }
                 }
                 frame = stream.next() => {
-                    deadline = tokio::time::Instant::now() + timeout;
+                    heard_at = tokio::time::Instant::now();
                     let text = match frame {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(_))) | None => return Ended::Lost("the control plane closed the session".into()),

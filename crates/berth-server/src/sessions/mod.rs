@@ -251,7 +251,12 @@ async fn serve(
     send(socket, &ServerMessage::PayloadMessage(full)).await?;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
     let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
-    let mut deadline = tokio::time::Instant::now() + timeout;
+    // One timer for the session's silence, moved on only when it fires: a frame just
+    // notes when it came (a timer set again per frame was a timer-wheel insertion and
+    // removal per frame, over thousands of sessions).
+    let mut heard_at = tokio::time::Instant::now();
+    let silence = tokio::time::sleep(timeout);
+    tokio::pin!(silence);
     loop {
         tokio::select! {
             _ = replaced.changed() => {
@@ -259,7 +264,13 @@ async fn serve(
                 let _ = send(socket, &ServerMessage::CloseMessage(close)).await;
                 return Ok(());
             }
-            _ = tokio::time::sleep_until(deadline) => return Err("no message from the agent within the session timeout".into()),
+            () = &mut silence => {
+                let due = heard_at + timeout;
+                if due <= tokio::time::Instant::now() {
+                    return Err("no message from the agent within the session timeout".into());
+                }
+                silence.as_mut().reset(due);
+            }
             _ = heartbeat.tick() => send(socket, &ServerMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await?,
             push = feed.recv() => {
                 let Some(push) = push else { return Err("the session dispatcher stopped".into()) };
@@ -296,7 +307,7 @@ async fn serve(
                 }
             }
             frame = socket.next() => {
-                deadline = tokio::time::Instant::now() + timeout;
+                heard_at = tokio::time::Instant::now();
                 // This frame and every one already waiting: an agent sends a report
                 // per state change, often several of one task back to back.
                 // The burst stops at the first frame that ends the session.
