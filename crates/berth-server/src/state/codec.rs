@@ -250,7 +250,12 @@ mod tests {
         // Written again, it takes the current form and reads back the same.
         let again = encode_compressed(&record)?;
         assert_eq!(again.first(), Some(&TAG_V2));
-        assert!(again.len() < stored.len(), "{} vs {}", again.len(), stored.len());
+        assert!(
+            again.len() < stored.len(),
+            "{} vs {}",
+            again.len(),
+            stored.len()
+        );
         assert_eq!(json(&again)?.as_ref(), json(&stored)?.as_ref());
         Ok(())
     }
