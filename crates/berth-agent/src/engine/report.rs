@@ -26,15 +26,36 @@ pub fn task_state_change(task: &TaskModel, message_id: String) -> TaskStateChang
 }
 
 /// Whether two reports say the same (all but their message ids).
+/// Compared in place, member by member (every member is named, so a new one must be
+/// added here): a runner asks this after every step of every task.
 pub fn same_state(a: &TaskStateChange, b: &TaskStateChange) -> bool {
-    TaskStateChange {
-        message_id: String::new(),
-        ..a.clone()
-    } == TaskStateChange {
-        message_id: String::new(),
-        ..b.clone()
-    }
+    let TaskStateChange {
+        message_id: _,
+        cluster,
+        task_arn,
+        status,
+        reason,
+        stop_code,
+        containers,
+        health_status,
+        pull_started_at,
+        pull_stopped_at,
+        started_at,
+        execution_stopped_at,
+    } = a;
+    *status == b.status
+        && *containers == b.containers
+        && *health_status == b.health_status
+        && *reason == b.reason
+        && *stop_code == b.stop_code
+        && *pull_started_at == b.pull_started_at
+        && *pull_stopped_at == b.pull_stopped_at
+        && *started_at == b.started_at
+        && *execution_stopped_at == b.execution_stopped_at
+        && *task_arn == b.task_arn
+        && *cluster == b.cluster
 }
+
 
 fn container_state_change(container: &ContainerModel) -> ContainerStateChange {
     ContainerStateChange {
@@ -69,5 +90,51 @@ fn container_state_change(container: &ContainerModel) -> ContainerStateChange {
             })
             .collect(),
         health_status: container_health(container),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_proto::TaskStatus;
+
+    fn report(id: &str) -> TaskStateChange {
+        TaskStateChange {
+            message_id: id.to_string(),
+            cluster: "c".to_string(),
+            task_arn: "t".to_string(),
+            status: TaskStatus::Running,
+            reason: None,
+            stop_code: None,
+            containers: vec![ContainerStateChange {
+                container_name: "app".to_string(),
+                runtime_id: Some("abc".to_string()),
+                image_digest: None,
+                status: ContainerStatus::Running,
+                exit_code: None,
+                reason: None,
+                network_bindings: Vec::new(),
+                health_status: None,
+            }],
+            health_status: None,
+            pull_started_at: Some(1.0),
+            pull_stopped_at: Some(2.0),
+            started_at: Some(3.0),
+            execution_stopped_at: None,
+        }
+    }
+
+    #[test]
+    fn reports_are_the_same_state_whatever_their_message_ids() {
+        assert!(same_state(&report("1"), &report("2")));
+        let mut later = report("3");
+        later.status = TaskStatus::Stopped;
+        assert!(!same_state(&report("1"), &later));
+        let mut exited = report("4");
+        exited.containers[0].exit_code = Some(0);
+        assert!(!same_state(&report("1"), &exited));
+        let mut started = report("5");
+        started.started_at = Some(4.0);
+        assert!(!same_state(&report("1"), &started));
     }
 }
