@@ -56,7 +56,6 @@ pub fn same_state(a: &TaskStateChange, b: &TaskStateChange) -> bool {
         && *cluster == b.cluster
 }
 
-
 fn container_state_change(container: &ContainerModel) -> ContainerStateChange {
     ContainerStateChange {
         container_name: container.name.clone(),
