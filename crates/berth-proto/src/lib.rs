@@ -258,6 +258,31 @@ pub struct TaskStateChange {
     pub execution_stopped_at: Option<f64>,
 }
 
+impl TaskStateChange {
+    /// A report of a task's status alone: no containers, reason, health or times.
+    pub fn of_status(
+        message_id: impl Into<String>,
+        cluster: impl Into<String>,
+        task_arn: impl Into<String>,
+        status: TaskStatus,
+    ) -> Self {
+        Self {
+            message_id: message_id.into(),
+            cluster: cluster.into(),
+            task_arn: task_arn.into(),
+            status,
+            reason: None,
+            stop_code: None,
+            containers: Vec::new(),
+            health_status: None,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            execution_stopped_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -302,14 +302,18 @@ async fn write_reports(
 /// those: a report carries its task's whole known state, so one a later report of
 /// the same task replaced need not be sent.
 fn newest_of_each_task(reports: Vec<TaskStateChange>) -> Vec<TaskStateChange> {
+    // From the newest back: whether each is the first seen of its task.
     let mut seen = HashSet::new();
-    let mut newest: Vec<TaskStateChange> = reports
-        .into_iter()
+    let newest_first: Vec<bool> = reports
+        .iter()
         .rev()
-        .filter(|report| seen.insert(report.task_arn.clone()))
+        .map(|report| seen.insert(report.task_arn.as_str()))
         .collect();
-    newest.reverse();
-    newest
+    reports
+        .into_iter()
+        .zip(newest_first.into_iter().rev())
+        .filter_map(|(report, newest)| newest.then_some(report))
+        .collect()
 }
 
 /// Writes `message` to the stream's buffer without flushing it (see `send`).
@@ -332,20 +336,7 @@ mod tests {
     use super::*;
 
     fn report(id: &str, task: &str, status: berth_proto::TaskStatus) -> TaskStateChange {
-        TaskStateChange {
-            message_id: id.to_string(),
-            cluster: "c".to_string(),
-            task_arn: task.to_string(),
-            status,
-            reason: None,
-            stop_code: None,
-            containers: Vec::new(),
-            health_status: None,
-            pull_started_at: None,
-            pull_stopped_at: None,
-            started_at: None,
-            execution_stopped_at: None,
-        }
+        TaskStateChange::of_status(id, "c", task, status)
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn task_state_change(task: &TaskModel, message_id: String) -> TaskStateChang
 }
 
 /// Whether two reports say the same (all but their message ids).
+///
 /// Compared in place, member by member (every member is named, so a new one must be
 /// added here): a runner asks this after every step of every task.
 pub fn same_state(a: &TaskStateChange, b: &TaskStateChange) -> bool {
@@ -99,12 +100,6 @@ mod tests {
 
     fn report(id: &str) -> TaskStateChange {
         TaskStateChange {
-            message_id: id.to_string(),
-            cluster: "c".to_string(),
-            task_arn: "t".to_string(),
-            status: TaskStatus::Running,
-            reason: None,
-            stop_code: None,
             containers: vec![ContainerStateChange {
                 container_name: "app".to_string(),
                 runtime_id: Some("abc".to_string()),
@@ -115,11 +110,10 @@ mod tests {
                 network_bindings: Vec::new(),
                 health_status: None,
             }],
-            health_status: None,
             pull_started_at: Some(1.0),
             pull_stopped_at: Some(2.0),
             started_at: Some(3.0),
-            execution_stopped_at: None,
+            ..TaskStateChange::of_status(id, "c", "t", TaskStatus::Running)
         }
     }
 

@@ -502,20 +502,7 @@ mod tests {
         task: &str,
         status: berth_proto::TaskStatus,
     ) -> berth_proto::TaskStateChange {
-        berth_proto::TaskStateChange {
-            message_id: id.to_string(),
-            cluster: "c".to_string(),
-            task_arn: task.to_string(),
-            status,
-            reason: None,
-            stop_code: None,
-            containers: Vec::new(),
-            health_status: None,
-            pull_started_at: None,
-            pull_stopped_at: None,
-            started_at: None,
-            execution_stopped_at: None,
-        }
+        berth_proto::TaskStateChange::of_status(id, "c", task, status)
     }
 
     #[test]
