@@ -19,7 +19,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use imbl::{OrdMap, Vector};
 
 use crate::KeyValue;
 
@@ -28,6 +28,45 @@ use crate::KeyValue;
 pub(crate) struct Index {
     pub(crate) entries: Entries,
     pub(crate) revision: i64,
+    /// The keys the latest revisions up to `revision` changed.
+    pub(crate) log: ChangeLog,
+}
+
+/// How many changed keys a [`ChangeLog`] keeps: at a few keys per transaction, the
+/// last seconds of writes under load, and ~2 MB at most.
+pub(crate) const LOG_KEPT: usize = 1 << 16;
+
+/// The keys changed by the latest revisions, oldest first, each with the revision
+/// that changed it: what lets a reader that derived something from an older
+/// snapshot bring it up to date by looking at the keys changed since, not at every
+/// key. Persistent like the entries: each index shares all but the tail with the
+/// one before it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChangeLog {
+    keys: Vector<(i64, Arc<str>)>,
+    /// Every key changed by a revision after this one is in `keys`.
+    complete_after: i64,
+}
+
+impl ChangeLog {
+    /// An empty log of a store at `revision`: it tells nothing of what came before.
+    pub(crate) fn starting_at(revision: i64) -> ChangeLog {
+        ChangeLog {
+            keys: Vector::new(),
+            complete_after: revision,
+        }
+    }
+
+    /// Records that `revision` (later than any recorded) changed `key`, forgetting
+    /// the oldest keys beyond [`LOG_KEPT`].
+    pub(crate) fn push(&mut self, revision: i64, key: Arc<str>) {
+        self.keys.push_back((revision, key));
+        while self.keys.len() > LOG_KEPT {
+            if let Some((forgotten, _)) = self.keys.pop_front() {
+                self.complete_after = self.complete_after.max(forgotten);
+            }
+        }
+    }
 }
 
 /// Every entry of the key space in key order, each under its own key: changed only
@@ -93,6 +132,12 @@ impl Snapshot {
         self.index.entries.get(key).map(|kv| &**kv)
     }
 
+    /// The entry of `key` as the shared allocation the snapshot holds (see
+    /// [`iter_prefix_shared`](Self::iter_prefix_shared)).
+    pub fn get_shared(&self, key: &str) -> Option<&Arc<KeyValue>> {
+        self.index.entries.get(key)
+    }
+
     /// Every key starting with `prefix`, ascending (`.rev()` for descending).
     pub fn iter_prefix<'a>(
         &'a self,
@@ -111,6 +156,21 @@ impl Snapshot {
         prefix: &str,
     ) -> impl DoubleEndedIterator<Item = &'a Arc<KeyValue>> + 'a {
         self.range_shared(prefix, None, None)
+    }
+
+    /// The keys changed by the revisions after `since` up to this snapshot's, newest
+    /// first (a key changed by several appears once for each), or `None` when the
+    /// snapshot no longer knows them all (it keeps the last [`LOG_KEPT`] keys
+    /// changed) or `since` is later than the snapshot. O(keys changed since).
+    pub fn changed_since(&self, since: i64) -> Option<impl Iterator<Item = &Arc<str>> + '_> {
+        let log = &self.index.log;
+        (log.complete_after <= since && since <= self.index.revision).then(|| {
+            log.keys
+                .iter()
+                .rev()
+                .take_while(move |(revision, _)| *revision > since)
+                .map(|(_, key)| key)
+        })
     }
 
     /// How many keys start with `prefix`. Walks them: O(count).
@@ -228,11 +288,50 @@ mod tests {
         Snapshot::new(Arc::new(Index {
             entries,
             revision: keys.len() as i64,
+            log: ChangeLog::default(),
         }))
     }
 
     fn keys(kvs: &[KeyValue]) -> Vec<&str> {
         kvs.iter().map(|kv| &*kv.key).collect()
+    }
+
+    #[test]
+    fn the_change_log_keeps_the_latest_keys_and_says_when_it_no_longer_reaches_back() {
+        let mut log = ChangeLog::starting_at(10);
+        let mut revision = 10;
+        // Three keys per revision, well past what the log keeps.
+        while revision < 10 + (LOG_KEPT as i64) {
+            revision += 1;
+            for k in 0..3 {
+                log.push(revision, Arc::from(format!("k/{revision}/{k}").as_str()));
+            }
+        }
+        assert_eq!(log.keys.len(), LOG_KEPT);
+        let s = Snapshot::new(Arc::new(Index {
+            entries: Entries::default(),
+            revision,
+            log,
+        }));
+        // The oldest revisions are forgotten, whole: one partly kept counts as gone.
+        let oldest_whole = revision - (LOG_KEPT as i64) / 3;
+        assert!(s.changed_since(oldest_whole - 1).is_none());
+        assert_eq!(
+            s.changed_since(oldest_whole).map(Iterator::count),
+            Some(LOG_KEPT / 3 * 3)
+        );
+        let last: Option<Vec<&str>> = s
+            .changed_since(revision - 1)
+            .map(|keys| keys.map(|k| &**k).collect());
+        let newest = [2, 1, 0].map(|k| format!("k/{revision}/{k}"));
+        assert_eq!(
+            last,
+            Some(newest.iter().map(String::as_str).collect::<Vec<_>>())
+        );
+        assert!(
+            s.changed_since(revision + 1).is_none(),
+            "after the snapshot"
+        );
     }
 
     #[test]
@@ -326,6 +425,7 @@ mod tests {
         let s = Snapshot::new(Arc::new(Index {
             entries,
             revision: 2_000,
+            log: ChangeLog::default(),
         }));
         let scanned: Vec<(String, i64)> = s
             .iter_prefix("k/")

@@ -35,7 +35,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::memory_index::{Entries, Index};
+use crate::memory_index::{ChangeLog, Entries, Index};
 use crate::{
     Change, ChangeBatch, Compare, KeyValue, Op, Snapshot, Store, StoreError, Txn, TxnOutcome,
 };
@@ -370,7 +370,11 @@ fn load(conn: &Connection) -> Result<Index, StoreError> {
         }
         entries.insert(Arc::new(kv));
     }
-    Ok(Index { entries, revision })
+    Ok(Index {
+        entries,
+        revision,
+        log: ChangeLog::starting_at(revision),
+    })
 }
 
 /// The writer thread's state. `committed` is what is durable and published.
@@ -409,6 +413,7 @@ impl Writer {
     /// cannot go on after (its view of the file is lost).
     fn commit_group(&mut self, group: &mut Vec<Request>) -> Result<(), StoreError> {
         let mut working = self.committed.entries.clone();
+        let mut log = self.committed.log.clone();
         let mut revision = self.committed.revision;
         // The final state of every key the group changes, in key order.
         let mut touched: BTreeMap<Arc<str>, Option<Arc<KeyValue>>> = BTreeMap::new();
@@ -420,10 +425,14 @@ impl Writer {
                 Some(changes) if changes.is_empty() => TxnOutcome::Committed { revision },
                 Some(changes) => {
                     revision += 1;
-                    touched.extend(changes.iter().map(|c| match c {
-                        Change::Put { kv, .. } => (Arc::clone(&kv.key), Some(Arc::clone(kv))),
-                        Change::Delete { key } => (Arc::from(key.as_str()), None),
-                    }));
+                    for change in &changes {
+                        let (key, kv) = match change {
+                            Change::Put { kv, .. } => (Arc::clone(&kv.key), Some(Arc::clone(kv))),
+                            Change::Delete { key } => (Arc::from(key.as_str()), None),
+                        };
+                        log.push(revision, Arc::clone(&key));
+                        touched.insert(key, kv);
+                    }
                     changed.push(Arc::new(ChangeBatch { revision, changes }));
                     TxnOutcome::Committed { revision }
                 }
@@ -444,6 +453,7 @@ impl Writer {
             self.committed = Arc::new(Index {
                 entries: working,
                 revision,
+                log,
             });
             self.published.store(self.committed.clone());
         }

@@ -153,6 +153,67 @@ async fn a_decoded_value_travels_with_its_change_and_is_not_stored() -> Result {
     Ok(())
 }
 
+/// The keys a snapshot says changed since `since`, as (key) strings, newest first.
+fn changed(snapshot: &berth_store::Snapshot, since: i64) -> Option<Vec<String>> {
+    Some(
+        snapshot
+            .changed_since(since)?
+            .map(|key| key.to_string())
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_snapshot_tells_the_keys_changed_since_a_revision() -> Result {
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir)?;
+    assert_eq!(
+        committed(&store, Txn::new().put("a", "1").put("b", "1")).await?,
+        1
+    );
+    let first = store.snapshot().await?;
+    assert_eq!(committed(&store, Txn::new().put("a", "2")).await?, 2);
+    // A conflict changes nothing and is not logged.
+    let conflict = Txn::new().when(Compare::unchanged("a", 1)).put("c", "1");
+    assert_eq!(store.commit(conflict).await?, TxnOutcome::Conflict);
+    assert_eq!(
+        committed(&store, Txn::new().delete("b").put("c", "1")).await?,
+        3
+    );
+    let now = store.snapshot().await?;
+    assert_eq!(changed(&now, 3), Some(vec![]));
+    assert_eq!(changed(&now, 2), Some(vec!["c".to_owned(), "b".to_owned()]));
+    assert_eq!(
+        changed(&now, 0),
+        Some(
+            vec!["c", "b", "a", "b", "a"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        )
+    );
+    // An older snapshot knows only its own revisions, and nothing after itself.
+    assert_eq!(
+        changed(&first, 0),
+        Some(vec!["b".to_owned(), "a".to_owned()])
+    );
+    assert_eq!(changed(&first, 2), None);
+
+    // A reopened store knows nothing of the revisions before it opened.
+    drop((first, now));
+    drop(store);
+    let store = open(&dir)?;
+    let reopened = store.snapshot().await?;
+    assert_eq!(changed(&reopened, 2), None);
+    assert_eq!(changed(&reopened, 3), Some(vec![]));
+    assert_eq!(committed(&store, Txn::new().put("d", "1")).await?, 4);
+    assert_eq!(
+        changed(&store.snapshot().await?, 3),
+        Some(vec!["d".to_owned()])
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn prefix_scans_page_in_both_directions() -> Result {
     let dir = tempfile::tempdir()?;

@@ -361,7 +361,7 @@ pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate<'_>]) -> A
 
 /// Of the cluster's instances, those that can take tasks now (ACTIVE, agent
 /// connected), as candidates.
-pub(crate) fn candidates_of(instances: &[Arc<CachedInstance>]) -> Vec<Candidate<'_>> {
+pub(crate) fn candidates_of(instances: &imbl::Vector<Arc<CachedInstance>>) -> Vec<Candidate<'_>> {
     let mut candidates = Vec::with_capacity(instances.len());
     candidates.extend(
         instances

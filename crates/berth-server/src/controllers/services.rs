@@ -563,7 +563,7 @@ fn daemon_spec(
     snapshot: &Snapshot,
     region: &str,
     cluster: &str,
-    instances: &[Arc<CachedInstance>],
+    instances: &imbl::Vector<Arc<CachedInstance>>,
     holding: &BTreeSet<&str>,
     service: &Service,
     definition: Option<&TaskDefinitionRecord>,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use berth_model::ApiResult;
 use berth_sched::{InstanceView, Remaining};
 use berth_store::{KeyValue, Snapshot};
+use imbl::Vector;
 
 use super::keys;
 use super::records::InstanceRecord;
@@ -146,21 +147,26 @@ fn id_of(key: &str) -> &str {
 
 /// A cluster's instances as one snapshot has them, in key order (so by id), with
 /// each one's position by id.
+///
+/// The list is a persistent vector: the version of the next revision shares all but
+/// the entries that changed (a placement changes one or a few instances' usage), so
+/// making it costs the changes, not the size of the cluster.
 #[derive(Debug, Default)]
 pub struct ClusterInstances {
-    list: Vec<Arc<CachedInstance>>,
+    list: Vector<Arc<CachedInstance>>,
     /// Id to position in `list`; shared by every version with the same keys (a
     /// version differing only in records' values keeps it). A service pass looks up
     /// each of its tasks' instances here, so it hashes with foldhash, not SipHash.
     positions: Arc<HashMap<Box<str>, usize, foldhash::fast::RandomState>>,
     /// The positions of the instances tasks may be placed on, worked out the first
-    /// time they are asked for (RunTask's sampling draws among them).
-    placeable: OnceLock<Vec<usize>>,
+    /// time they are asked for (RunTask's sampling draws among them), and handed on
+    /// to the next version when no instance came or went or changed placeability.
+    placeable: OnceLock<Arc<Vec<usize>>>,
 }
 
 impl ClusterInstances {
     /// Every instance, in key order.
-    pub fn list(&self) -> &[Arc<CachedInstance>] {
+    pub fn list(&self) -> &Vector<Arc<CachedInstance>> {
         &self.list
     }
 
@@ -173,14 +179,16 @@ impl ClusterInstances {
     /// ([`CachedInstance::placeable`]), in order.
     pub fn placeable(&self) -> &[usize] {
         self.placeable.get_or_init(|| {
-            (self.list.iter().enumerate())
-                .filter(|(_, cached)| cached.placeable)
-                .map(|(at, _)| at)
-                .collect()
+            Arc::new(
+                (self.list.iter().enumerate())
+                    .filter(|(_, cached)| cached.placeable)
+                    .map(|(at, _)| at)
+                    .collect(),
+            )
         })
     }
 
-    fn new(list: Vec<Arc<CachedInstance>>, same_keys_as: Option<&ClusterInstances>) -> Self {
+    fn new(list: Vector<Arc<CachedInstance>>, same_keys_as: Option<&ClusterInstances>) -> Self {
         let positions = match same_keys_as {
             Some(old) => Arc::clone(&old.positions),
             None => Arc::new(
@@ -198,20 +206,34 @@ impl ClusterInstances {
     }
 }
 
-/// Per cluster, the instances as last read, and when they were last found current.
+/// A cluster's instances as last read.
+struct Held {
+    instances: Arc<ClusterInstances>,
+    /// The latest store revision they are known to be those of.
+    revision: i64,
+    /// When they were last found current.
+    checked_at: Instant,
+}
+
+/// Per cluster, the instances as last read.
 #[derive(Default)]
 pub struct InstanceCache {
-    clusters: Mutex<HashMap<String, (Arc<ClusterInstances>, Instant)>>,
+    clusters: Mutex<HashMap<String, Held>>,
 }
 
 impl InstanceCache {
     /// Every instance of the cluster in `snapshot`, with its usage, decoded (from
-    /// the cache when it holds the same revisions), in key order. The snapshot's
-    /// instance keys, its usage keys and the cache are all in id order, so they are
-    /// walked side by side; entries the snapshot shares with the cached version (the
-    /// same allocations: the same keys at the same revisions) are recognised without
-    /// comparing keys, and a walk that finds nothing changed returns the cached
-    /// version itself, allocating nothing.
+    /// the cache when it holds the same revisions), in key order.
+    ///
+    /// When the snapshot is later than the version last read and still knows the
+    /// keys changed since ([`Snapshot::changed_since`]), only the instances whose
+    /// record or usage changed are looked at: O(changes), however large the
+    /// cluster. Otherwise (an older snapshot, an instance registered or
+    /// deregistered, the change log not reaching back) the cluster is walked: the
+    /// snapshot's instance keys, its usage keys and the cache are all in id order,
+    /// so they are walked side by side, and entries the snapshot shares with the
+    /// cached version (the same allocations: the same keys at the same revisions)
+    /// are recognised without comparing keys.
     pub fn instances(
         &self,
         snapshot: &Snapshot,
@@ -219,89 +241,48 @@ impl InstanceCache {
         cluster: &str,
     ) -> ApiResult<Arc<ClusterInstances>> {
         let prefix = keys::container_instances(region, cluster);
-        let cached = self
+        let held = self
             .lock()
             .get(&prefix)
-            .map(|(cached, _)| Arc::clone(cached))
-            .unwrap_or_default();
-        let old = cached.list();
-        let mut usages = snapshot
-            .iter_prefix_shared(&keys::instance_usages(region, cluster))
-            .peekable();
-        // The entries found, once one differs from the cached version's.
-        let mut found: Option<Vec<Arc<CachedInstance>>> = None;
-        let mut keys_changed = false;
-        let mut at = 0;
-        for kv in snapshot.iter_prefix_shared(&prefix) {
-            if let Some(entry) = old.get(at)
-                && entry.is_from(kv, usages.peek().copied())
-            {
-                usages.next();
-                if let Some(found) = found.as_mut() {
-                    found.push(Arc::clone(entry));
-                }
-                at += 1;
-                continue;
-            }
-            let usage = usage_of(&mut usages, id_of(&kv.key));
-            let usage_revision = usage.map_or(0, |u| u.mod_revision);
-            let start = at;
-            while old.get(at).is_some_and(|e| e.key.as_str() < &*kv.key) {
-                at += 1;
-            }
-            if at > start {
-                keys_changed = true;
-                materialize(&mut found, old, start);
-            }
-            match old.get(at) {
-                Some(entry) if *entry.key == *kv.key => {
-                    at += 1;
-                    if entry.mod_revision == kv.mod_revision
-                        && entry.usage_revision == usage_revision
-                    {
-                        if let Some(found) = found.as_mut() {
-                            found.push(Arc::clone(entry));
-                        }
-                    } else if entry.mod_revision == kv.mod_revision {
-                        let (record, _) =
-                            usage::stored_or_implied(usage.map(|u| &**u), &entry.record)?;
-                        let mut fresh = entry.with_usage(record, usage_revision);
-                        fresh.usage_source = usage.cloned();
-                        materialize(&mut found, old, at - 1).push(Arc::new(fresh));
-                    } else {
-                        materialize(&mut found, old, at - 1).push(Arc::new(decode(kv, usage)?));
-                    }
-                }
-                _ => {
-                    keys_changed = true;
-                    materialize(&mut found, old, at).push(Arc::new(decode(kv, usage)?));
+            .map(|held| (Arc::clone(&held.instances), held.revision));
+        let (cached, since) = held.unwrap_or_default();
+        let update = match since.cmp(&snapshot.revision()) {
+            std::cmp::Ordering::Equal if !cached.list.is_empty() => Update::Unchanged,
+            std::cmp::Ordering::Less if !cached.list.is_empty() => {
+                match changes_since(&cached, since, snapshot, region, cluster)? {
+                    Some(update) => update,
+                    None => walk(&cached, snapshot, &prefix, region, cluster)?,
                 }
             }
-        }
-        if at < old.len() {
-            keys_changed = true;
-            materialize(&mut found, old, at);
-        }
-        let now = Instant::now();
-        let Some(found) = found else {
-            if let Some((held, at)) = self.lock().get_mut(&prefix)
-                && Arc::ptr_eq(held, &cached)
-            {
-                *at = now;
-            }
-            return Ok(cached);
+            _ => walk(&cached, snapshot, &prefix, region, cluster)?,
         };
-        let fresh = Arc::new(ClusterInstances::new(
-            found,
-            (!keys_changed).then_some(&*cached),
-        ));
+        let now = Instant::now();
         let mut clusters = self.lock();
-        if fresh.list.is_empty() {
-            clusters.remove(&prefix);
-        } else {
-            clusters.insert(prefix, (Arc::clone(&fresh), now));
+        match update {
+            Update::Unchanged => {
+                if let Some(held) = clusters.get_mut(&prefix)
+                    && Arc::ptr_eq(&held.instances, &cached)
+                {
+                    held.revision = held.revision.max(snapshot.revision());
+                    held.checked_at = now;
+                }
+                Ok(cached)
+            }
+            Update::To(fresh) => {
+                let fresh = Arc::new(fresh);
+                if fresh.list.is_empty() {
+                    clusters.remove(&prefix);
+                } else {
+                    let held = Held {
+                        instances: Arc::clone(&fresh),
+                        revision: snapshot.revision(),
+                        checked_at: now,
+                    };
+                    clusters.insert(prefix, held);
+                }
+                Ok(fresh)
+            }
         }
-        Ok(fresh)
     }
 
     /// The cluster's instances as last read, if they were found current within
@@ -316,29 +297,183 @@ impl InstanceCache {
     ) -> Option<Arc<ClusterInstances>> {
         let prefix = keys::container_instances(region, cluster);
         let clusters = self.lock();
-        let (cached, at) = clusters.get(&prefix)?;
-        (at.elapsed() <= max_age).then(|| Arc::clone(cached))
+        let held = clusters.get(&prefix)?;
+        (held.checked_at.elapsed() <= max_age).then(|| Arc::clone(&held.instances))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<ClusterInstances>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.clusters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// What a snapshot holds against the version last read.
+enum Update {
+    /// The same instances, records and usage.
+    Unchanged,
+    To(ClusterInstances),
+}
+
+/// `cached` (the instances at revision `since`) brought to `snapshot` by looking
+/// only at the instances whose keys changed since; `None` when the snapshot no
+/// longer knows what changed, or when an instance came or went (then the whole
+/// cluster is walked).
+fn changes_since(
+    cached: &ClusterInstances,
+    since: i64,
+    snapshot: &Snapshot,
+    region: &str,
+    cluster: &str,
+) -> ApiResult<Option<Update>> {
+    let Some(changed) = snapshot.changed_since(since) else {
+        return Ok(None);
+    };
+    let instance_prefix = keys::container_instances(region, cluster);
+    let usage_prefix = keys::instance_usages(region, cluster);
+    let mut ids: Vec<&str> = changed
+        .filter_map(|key| {
+            key.strip_prefix(instance_prefix.as_str())
+                .or_else(|| key.strip_prefix(usage_prefix.as_str()))
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(Some(Update::Unchanged));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut list = cached.list.clone();
+    let mut placeability_changed = false;
+    let mut changed_any = false;
+    for id in ids {
+        let Some(&at) = cached.positions.get(id) else {
+            return Ok(None);
+        };
+        let Some(kv) = snapshot.get_shared(&format!("{instance_prefix}{id}")) else {
+            return Ok(None);
+        };
+        let usage = snapshot.get_shared(&format!("{usage_prefix}{id}"));
+        let Some(entry) = list.get(at) else {
+            return Ok(None);
+        };
+        let Some(fresh) = refreshed(entry, kv, usage)? else {
+            continue;
+        };
+        placeability_changed |= fresh.placeable != entry.placeable;
+        changed_any = true;
+        list.set(at, Arc::new(fresh));
+    }
+    if !changed_any {
+        return Ok(Some(Update::Unchanged));
+    }
+    let fresh = ClusterInstances::new(list, Some(cached));
+    if !placeability_changed && let Some(placeable) = cached.placeable.get() {
+        let _ = fresh.placeable.set(Arc::clone(placeable));
+    }
+    Ok(Some(Update::To(fresh)))
+}
+
+/// The instance `entry` is cached as, as the snapshot entries `kv` (its record)
+/// and `usage` have it, if that differs: decoded again, or only its usage when the
+/// record is the one cached.
+fn refreshed(
+    entry: &CachedInstance,
+    kv: &Arc<KeyValue>,
+    usage: Option<&Arc<KeyValue>>,
+) -> ApiResult<Option<CachedInstance>> {
+    let usage_revision = usage.map_or(0, |u| u.mod_revision);
+    if entry.is_from(kv, usage)
+        || (entry.mod_revision == kv.mod_revision && entry.usage_revision == usage_revision)
+    {
+        return Ok(None);
+    }
+    if entry.mod_revision == kv.mod_revision {
+        let (record, _) = usage::stored_or_implied(usage.map(|u| &**u), &entry.record)?;
+        let mut fresh = entry.with_usage(record, usage_revision);
+        fresh.usage_source = usage.cloned();
+        return Ok(Some(fresh));
+    }
+    decode(kv, usage).map(Some)
+}
+
+/// The cluster's instances in `snapshot`, found by walking its instance and usage
+/// keys beside `cached`: entries that did not change are kept, and a walk that
+/// finds nothing changed makes no new version.
+fn walk(
+    cached: &ClusterInstances,
+    snapshot: &Snapshot,
+    prefix: &str,
+    region: &str,
+    cluster: &str,
+) -> ApiResult<Update> {
+    let old = &cached.list;
+    let mut focus = old.focus();
+    let mut usages = snapshot
+        .iter_prefix_shared(&keys::instance_usages(region, cluster))
+        .peekable();
+    // The entries found, once one differs from the cached version's.
+    let mut found: Option<Vector<Arc<CachedInstance>>> = None;
+    let mut keys_changed = false;
+    let mut at = 0;
+    for kv in snapshot.iter_prefix_shared(prefix) {
+        if let Some(entry) = focus.get(at)
+            && entry.is_from(kv, usages.peek().copied())
+        {
+            usages.next();
+            if let Some(found) = found.as_mut() {
+                found.push_back(Arc::clone(entry));
+            }
+            at += 1;
+            continue;
+        }
+        let usage = usage_of(&mut usages, id_of(&kv.key));
+        let start = at;
+        while focus.get(at).is_some_and(|e| e.key.as_str() < &*kv.key) {
+            at += 1;
+        }
+        if at > start {
+            keys_changed = true;
+            materialize(&mut found, old, start);
+        }
+        match focus.get(at) {
+            Some(entry) if *entry.key == *kv.key => {
+                at += 1;
+                match refreshed(entry, kv, usage)? {
+                    None => {
+                        if let Some(found) = found.as_mut() {
+                            found.push_back(Arc::clone(entry));
+                        }
+                    }
+                    Some(fresh) => materialize(&mut found, old, at - 1).push_back(Arc::new(fresh)),
+                }
+            }
+            _ => {
+                keys_changed = true;
+                materialize(&mut found, old, at).push_back(Arc::new(decode(kv, usage)?));
+            }
+        }
+    }
+    if at < old.len() {
+        keys_changed = true;
+        materialize(&mut found, old, at);
+    }
+    Ok(match found {
+        None => Update::Unchanged,
+        Some(found) => Update::To(ClusterInstances::new(
+            found,
+            (!keys_changed).then_some(cached),
+        )),
+    })
+}
+
 /// The entries found so far: the first `upto` of the cached version's, the first
 /// time one differs.
 fn materialize<'v>(
-    found: &'v mut Option<Vec<Arc<CachedInstance>>>,
-    old: &[Arc<CachedInstance>],
+    found: &'v mut Option<Vector<Arc<CachedInstance>>>,
+    old: &Vector<Arc<CachedInstance>>,
     upto: usize,
-) -> &'v mut Vec<Arc<CachedInstance>> {
-    found.get_or_insert_with(|| {
-        let mut list = Vec::with_capacity(old.len() + 1);
-        list.extend(old.iter().take(upto).cloned());
-        list
-    })
+) -> &'v mut Vector<Arc<CachedInstance>> {
+    found.get_or_insert_with(|| old.take(upto))
 }
 
 /// The usage entry of the instance `id`, skipping those of instances before it
@@ -525,6 +660,93 @@ mod tests {
         let both = cache.instances(&store.snapshot().await?, "r", "c")?;
         assert_eq!(cpu(&both), vec![900, 500]);
         assert_eq!(both.placeable(), [0, 1]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_later_snapshot_is_read_through_the_keys_changed_since()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
+        let instance = |id: &str, status: &str| {
+            serde_json::to_vec(&serde_json::json!({
+                "containerInstanceArn": format!("arn:aws:ecs:r:1:container-instance/c/{id}"),
+                "status": status,
+                "agentConnected": true,
+                "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": 100}],
+            }))
+        };
+        let usage = |cpu: i64| {
+            serde_json::to_vec(&serde_json::json!({
+                "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": cpu}],
+                "changes": 1,
+            }))
+        };
+        store
+            .commit(
+                Txn::new()
+                    .put("/r/instance/c/a", instance("a", "ACTIVE")?)
+                    .put("/r/instance/c/b", instance("b", "ACTIVE")?)
+                    .put("/r/instance/c/c", instance("c", "ACTIVE")?),
+            )
+            .await?;
+        let cache = InstanceCache::default();
+        let first = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert_eq!(first.placeable(), [0, 1, 2]);
+
+        // Keys of tasks, of another cluster's instances and usage: the same version.
+        store
+            .commit(
+                Txn::new()
+                    .put("/r/task/c/t1", b"{}".to_vec())
+                    .put("/r/instance/cc/a", instance("a", "ACTIVE")?)
+                    .put("/r/usage/cc/a", usage(1)?),
+            )
+            .await?;
+        let same = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert!(Arc::ptr_eq(&first, &same));
+
+        // One usage changes: one entry is new, the others and the placeable
+        // positions are handed on.
+        store
+            .commit(Txn::new().put("/r/usage/c/b", usage(40)?))
+            .await?;
+        let used = cache.instances(&store.snapshot().await?, "r", "c")?;
+        let cpu = |v: &ClusterInstances| -> Vec<i64> {
+            v.list().iter().map(|e| e.view.remaining.cpu).collect()
+        };
+        assert_eq!(cpu(&used), [100, 40, 100]);
+        assert!(Arc::ptr_eq(&first.list()[0], &used.list()[0]));
+        assert!(Arc::ptr_eq(&first.list()[2], &used.list()[2]));
+        assert!(Arc::ptr_eq(&first.list()[1].record, &used.list()[1].record));
+        assert!(matches!((first.placeable.get(), used.placeable.get()),
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        assert_eq!(used.get("b").map(|e| e.view.remaining.cpu), Some(40));
+
+        // Several revisions at once, one of them making an instance unplaceable.
+        store
+            .commit(Txn::new().put("/r/usage/c/b", usage(30)?))
+            .await?;
+        store
+            .commit(Txn::new().put("/r/instance/c/c", instance("c", "DRAINING")?))
+            .await?;
+        store
+            .commit(Txn::new().put("/r/usage/c/a", usage(70)?))
+            .await?;
+        let later = cache.instances(&store.snapshot().await?, "r", "c")?;
+        assert_eq!(cpu(&later), [70, 30, 100]);
+        assert_eq!(later.placeable(), [0, 1]);
+        assert!(later.get("c").is_some_and(|e| !e.placeable));
+
+        // An instance registered: found too (by walking the cluster).
+        store
+            .commit(Txn::new().put("/r/instance/c/bb", instance("bb", "ACTIVE")?))
+            .await?;
+        let grown = cache.instances(&store.snapshot().await?, "r", "c")?;
+        let ids: Vec<&str> = grown.list().iter().map(|e| e.id()).collect();
+        assert_eq!(ids, ["a", "b", "bb", "c"]);
+        assert_eq!(grown.placeable(), [0, 1, 2]);
+        assert_eq!(grown.get("c").map(|e| e.id()), Some("c"));
         Ok(())
     }
 
