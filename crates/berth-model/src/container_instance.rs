@@ -490,6 +490,28 @@ pub fn remaining(registered: &[Resource], used: &[TaskResources]) -> Vec<Resourc
     out
 }
 
+/// Takes what one task needs from an instance's `remaining` resources, in place:
+/// the same as `*remaining = remaining(remaining, &[need])`, without copying the
+/// resources (placement takes from one instance after another, task by task).
+pub fn take_for_task(remaining: &mut Vec<Resource>, need: &TaskResources) {
+    let tcp: BTreeSet<u16> = need.tcp_ports.iter().copied().collect();
+    let udp: BTreeSet<u16> = need.udp_ports.iter().copied().collect();
+    for resource in remaining.iter_mut() {
+        match resource.name.as_deref() {
+            Some(Resource::CPU) => resource.take(need.cpu),
+            Some(Resource::MEMORY) => resource.take(need.memory),
+            Some(Resource::PORTS) if !tcp.is_empty() => take_ports(resource, &tcp),
+            Some(Resource::PORTS_UDP) if !udp.is_empty() => take_ports(resource, &udp),
+            _ => {}
+        }
+    }
+    for (name, ports) in [(Resource::PORTS, &tcp), (Resource::PORTS_UDP, &udp)] {
+        if !ports.is_empty() && !remaining.iter().any(|r| r.is_named(name)) {
+            remaining.push(Resource::string_set(name, ports.iter().map(u16::to_string)));
+        }
+    }
+}
+
 fn take_ports(resource: &mut Resource, ports: &BTreeSet<u16>) {
     let taken = resource.ports();
     let set = resource.string_set_value.get_or_insert_with(Vec::new);
@@ -510,7 +532,13 @@ fn take_ports(resource: &mut Resource, ports: &BTreeSet<u16>) {
 pub fn fits(remaining: &[Resource], need: &TaskResources) -> Result<(), Vec<&'static str>> {
     let find = |name: &str| remaining.iter().find(|resource| resource.is_named(name));
     let amount = |name: &str| find(name).map_or(0, Resource::amount);
-    let taken = |name: &str| find(name).map(Resource::ports).unwrap_or_default();
+    // Whether one of `ports` is in the set named `name` (parsed only when asked).
+    let clash = |name: &str, ports: &[u16]| {
+        !ports.is_empty()
+            && find(name)
+                .map(Resource::ports)
+                .is_some_and(|taken| ports.iter().any(|port| taken.contains(port)))
+    };
     let mut reasons = Vec::new();
     if need.cpu > amount(Resource::CPU) {
         reasons.push(RESOURCE_CPU);
@@ -518,11 +546,7 @@ pub fn fits(remaining: &[Resource], need: &TaskResources) -> Result<(), Vec<&'st
     if need.memory > amount(Resource::MEMORY) {
         reasons.push(RESOURCE_MEMORY);
     }
-    let tcp_taken = taken(Resource::PORTS);
-    let udp_taken = taken(Resource::PORTS_UDP);
-    if need.tcp_ports.iter().any(|port| tcp_taken.contains(port))
-        || need.udp_ports.iter().any(|port| udp_taken.contains(port))
-    {
+    if clash(Resource::PORTS, &need.tcp_ports) || clash(Resource::PORTS_UDP, &need.udp_ports) {
         reasons.push(RESOURCE_PORTS);
     }
     if reasons.is_empty() {
@@ -795,6 +819,32 @@ mod tests {
             find(&left, "PORTS").string_set_value,
             Some(ports(&[80, 81]))
         );
+    }
+
+    #[test]
+    fn taking_task_by_task_in_place_is_remaining_of_all_the_tasks() {
+        let tasks = [
+            task(100, 64, &[], &[]),
+            task(10, 8, &[80, 443], &[]),
+            task(0, 0, &[], &[53]),
+            task(5, 5, &[8080], &[53, 54]),
+        ];
+        // Registered with both port sets, with only PORTS, and with neither.
+        let without_udp: Vec<Resource> = registered()
+            .into_iter()
+            .filter(|r| !r.is_named(Resource::PORTS_UDP))
+            .collect();
+        let bare = vec![
+            Resource::integer(Resource::CPU, 1024),
+            Resource::integer(Resource::MEMORY, 512),
+        ];
+        for start in [registered(), without_udp, bare] {
+            let mut left = start.clone();
+            for (done, need) in tasks.iter().enumerate() {
+                take_for_task(&mut left, need);
+                assert_eq!(left, remaining(&start, &tasks[..=done]), "after {done}");
+            }
+        }
     }
 
     #[test]

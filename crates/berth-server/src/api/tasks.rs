@@ -3,7 +3,7 @@
 
 use berth_model::arn::{cluster_name, cluster_resource_id};
 use berth_model::common::{Failure, Tag};
-use berth_model::container_instance::{Resource, fits, remaining};
+use berth_model::container_instance::{Resource, fits, take_for_task};
 use berth_model::pagination::{PageRequest, page};
 use berth_model::tagging::validate_new_tags;
 use berth_model::task::*;
@@ -24,7 +24,7 @@ use super::task_definitions::{Reference, TaskDefinitionRecord, find, parse_refer
 use super::task_state::{self, KnownContainer, KnownState};
 use crate::state::instance_cache::{CachedInstance, ClusterInstances};
 use crate::state::records::{InstanceRecord, TaskRecord};
-use crate::state::usage::Usage;
+use crate::state::usage::{Usage, UsageRecord};
 use crate::state::views::TaskSummary;
 use crate::state::{self, Versioned, keys};
 
@@ -219,10 +219,12 @@ pub(crate) fn placeable(record: &InstanceRecord) -> bool {
 /// Takes `need` from the candidate's remaining resources if it fits; otherwise the
 /// reasons it does not.
 fn take(candidate: &mut Candidate<'_>, need: &TaskResources) -> Result<(), Vec<&'static str>> {
-    let left = candidate.remaining();
-    fits(left, need)?;
-    let left = remaining(left, std::slice::from_ref(need));
-    candidate.changed = Some(left);
+    fits(candidate.remaining(), need)?;
+    let read = candidate.read;
+    let left = candidate
+        .changed
+        .get_or_insert_with(|| read.usage.remaining_resources.clone());
+    take_for_task(left, need);
     Ok(())
 }
 
@@ -344,12 +346,15 @@ fn with_propagated_tags(
 pub(crate) fn with_reservations(mut txn: Txn, candidates: &[Candidate<'_>]) -> ApiResult<Txn> {
     for candidate in candidates {
         if let Some(left) = &candidate.changed {
-            let mut usage = Usage {
+            // The usage as read, with what is left now: one more change.
+            let usage = Usage {
                 key: keys::usage_of_instance(candidate.key()),
-                record: candidate.read.usage.clone(),
+                record: UsageRecord {
+                    remaining_resources: left.clone(),
+                    changes: candidate.read.usage.changes + 1,
+                },
                 mod_revision: candidate.read.usage_revision,
             };
-            usage.set(left.clone());
             txn = usage.write(txn.when(Compare::unchanged(
                 candidate.key(),
                 candidate.mod_revision(),
@@ -547,7 +552,7 @@ impl Placeable for ForPlacement<'_> {
 /// Whether placement is random among every instance the task fits on: no
 /// constraint (the request's or the task definition's) and no strategy but
 /// `random`.
-fn only_random(launch: &Launch<'_>, rules: PlacementRules<'_>) -> bool {
+pub(crate) fn only_random(launch: &Launch<'_>, rules: PlacementRules<'_>) -> bool {
     rules.constraints.is_empty()
         && launch
             .effective
@@ -606,7 +611,7 @@ fn place_by_sampling(
 
 /// [`place_by_sampling`] among the placeable instances of `instances`, making a
 /// candidate only of each instance drawn (into `touched`), not of every instance.
-fn sample_placeable<'a>(
+pub(crate) fn sample_placeable<'a>(
     ctx: &Ctx<'_>,
     cluster: &str,
     launch: &Launch<'_>,

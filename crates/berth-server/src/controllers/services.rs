@@ -26,7 +26,10 @@ use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
-use crate::api::tasks::{PlacementRules, candidates_of, launch, place_tasks, with_reservations};
+use crate::api::tasks::{
+    Candidate, PlacementRules, candidates_of, launch, only_random, place_tasks, sample_placeable,
+    with_reservations,
+};
 use crate::http::App;
 use crate::state::definition_cache::DefinitionCache;
 use crate::state::instance_cache::CachedInstance;
@@ -451,7 +454,13 @@ async fn reconcile(
         // Starts: place the planned tasks on the cluster's instances.
         let mut events: Vec<(EventKind, ServiceEvent)> =
             outcome.events.iter().map(|e| (e.kind, event(now, e.message.clone()))).collect();
-        let mut candidates = candidates_of(instance_list.list());
+        // Candidates are made only when the pass starts tasks (most passes only
+        // count them), and, when it starts one deployment's tasks with random
+        // placement, only of the instances drawn (`sample_placeable`): O(tasks
+        // started), not O(instances). Otherwise, of every placeable instance.
+        let mut candidates: Vec<Candidate<'_>> = Vec::new();
+        let mut all_candidates = false;
+        let sample_first = outcome.start.len() == 1;
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
             // This pass starts at most MAX_STARTS_PER_PASS; the next pass the rest.
@@ -483,8 +492,30 @@ async fn reconcile(
             };
             let (placed, failures) = if start.instances.is_empty() {
                 let count = i32::try_from(wanted).unwrap_or(i32::MAX);
-                place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
+                let mut sampled = None;
+                if sample_first && only_random(&launch, rules) {
+                    let mut touched = Vec::new();
+                    let mut placed = Vec::new();
+                    if sample_placeable(&ctx, &id.cluster, &launch, count, &instance_list, &mut touched, &mut placed) == count {
+                        candidates = touched;
+                        sampled = Some((placed, Vec::new()));
+                    }
+                }
+                match sampled {
+                    Some(sampled) => sampled,
+                    None => {
+                        if !all_candidates {
+                            candidates = candidates_of(instance_list.list());
+                            all_candidates = true;
+                        }
+                        place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
+                    }
+                }
             } else {
+                if !all_candidates {
+                    candidates = candidates_of(instance_list.list());
+                    all_candidates = true;
+                }
                 // A daemon's task goes to its own instance, or nowhere.
                 let mut placed = Vec::new();
                 let mut failures = Vec::new();
