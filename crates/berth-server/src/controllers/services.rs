@@ -457,9 +457,10 @@ async fn reconcile(
         // Candidates are made only when the pass starts tasks (most passes only
         // count them), and, when it starts one deployment's tasks with random
         // placement, only of the instances drawn (`sample_placeable`): O(tasks
-        // started), not O(instances). Otherwise, of every placeable instance.
+        // started), not O(instances). Otherwise, of every placeable instance: the
+        // drawn ones are only ever the candidates of a pass's one start, so a list
+        // still empty at a later start is one not made yet.
         let mut candidates: Vec<Candidate<'_>> = Vec::new();
-        let mut all_candidates = false;
         let sample_first = outcome.start.len() == 1;
         let mut new_tasks: Vec<TaskRecord> = Vec::new();
         for start in &outcome.start {
@@ -504,17 +505,15 @@ async fn reconcile(
                 match sampled {
                     Some(sampled) => sampled,
                     None => {
-                        if !all_candidates {
+                        if candidates.is_empty() {
                             candidates = candidates_of(instance_list.list());
-                            all_candidates = true;
                         }
                         place_tasks(&ctx, snapshot, &id.cluster, &launch, count, &mut candidates, rules)?
                     }
                 }
             } else {
-                if !all_candidates {
+                if candidates.is_empty() {
                     candidates = candidates_of(instance_list.list());
-                    all_candidates = true;
                 }
                 // A daemon's task goes to its own instance, or nowhere.
                 let mut placed = Vec::new();

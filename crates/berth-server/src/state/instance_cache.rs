@@ -516,6 +516,19 @@ mod tests {
         }))
     }
 
+    /// A usage record leaving `cpu` units of CPU.
+    fn usage(cpu: i64) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&serde_json::json!({
+            "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": cpu}],
+            "changes": 1,
+        }))
+    }
+
+    /// The CPU each instance of `v` has left, in order.
+    fn cpu(v: &ClusterInstances) -> Vec<i64> {
+        v.list().iter().map(|e| e.view.remaining.cpu).collect()
+    }
+
     #[tokio::test]
     async fn entries_are_reused_until_their_record_changes()
     -> Result<(), Box<dyn std::error::Error>> {
@@ -614,12 +627,6 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = berth_store::sqlite::SqliteStore::open(&dir.path().join("s.db"))?;
-        let usage = |cpu: i64| {
-            serde_json::to_vec(&serde_json::json!({
-                "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": cpu}],
-                "changes": 1,
-            }))
-        };
         // "a" has a usage record, "b" has none (its record's resources hold), and a
         // usage is left by an instance no longer stored ("0" sorts first).
         store
@@ -633,9 +640,6 @@ mod tests {
             .await?;
         let cache = InstanceCache::default();
         let first = cache.instances(&store.snapshot().await?, "r", "c")?;
-        let cpu = |v: &ClusterInstances| -> Vec<i64> {
-            v.list().iter().map(|e| e.view.remaining.cpu).collect()
-        };
         assert_eq!(cpu(&first), vec![1000, 512]);
         let again = cache.instances(&store.snapshot().await?, "r", "c")?;
         assert!(Arc::ptr_eq(&first, &again), "nothing changed");
@@ -676,12 +680,6 @@ mod tests {
                 "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": 100}],
             }))
         };
-        let usage = |cpu: i64| {
-            serde_json::to_vec(&serde_json::json!({
-                "remainingResources": [{"name": "CPU", "type": "INTEGER", "integerValue": cpu}],
-                "changes": 1,
-            }))
-        };
         store
             .commit(
                 Txn::new()
@@ -712,9 +710,6 @@ mod tests {
             .commit(Txn::new().put("/r/usage/c/b", usage(40)?))
             .await?;
         let used = cache.instances(&store.snapshot().await?, "r", "c")?;
-        let cpu = |v: &ClusterInstances| -> Vec<i64> {
-            v.list().iter().map(|e| e.view.remaining.cpu).collect()
-        };
         assert_eq!(cpu(&used), [100, 40, 100]);
         assert!(Arc::ptr_eq(&first.list()[0], &used.list()[0]));
         assert!(Arc::ptr_eq(&first.list()[2], &used.list()[2]));
