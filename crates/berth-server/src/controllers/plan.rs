@@ -200,7 +200,9 @@ pub struct ServiceTask {
     pub health: HealthStatus,
     pub instance_id: Option<Arc<str>>,
     /// The value of the spread attribute on the task's instance: its availability
-    /// zone (`attribute:ecs.availability-zone`).
+    /// zone (`attribute:ecs.availability-zone`). Read by [`plan`]; the controller
+    /// leaves it (and `instance_available`) unset and answers through
+    /// [`InstanceFacts`] instead, for the tasks a plan chooses among.
     pub zone: Option<Arc<str>>,
     /// The binpack measure of the task's instance: the amount of the binpack
     /// resource (memory or CPU) the instance has available. `None` when the service
@@ -723,7 +725,21 @@ pub fn plan(
     state: &SchedulerState,
     now: Timestamp,
 ) -> Plan {
-    let mut round = Round::new(spec, deployments, tasks, state, now);
+    plan_with(spec, deployments, tasks, state, now, &Carried)
+}
+
+/// [`plan`], with the facts of the tasks' instances from `facts` rather than from
+/// the tasks themselves: the controller looks an instance up only for a plan that
+/// chooses tasks to stop, not for every task of every pass.
+pub fn plan_with(
+    spec: &ServiceSpec,
+    deployments: &[Deployment],
+    tasks: &[ServiceTask],
+    state: &SchedulerState,
+    now: Timestamp,
+    facts: &dyn InstanceFacts,
+) -> Plan {
+    let mut round = Round::new(spec, deployments, tasks, state, now, facts);
     round.account_stopped_tasks();
     round.run_circuit_breaker();
     match &spec.daemon {
@@ -733,9 +749,33 @@ pub fn plan(
     round.finish()
 }
 
+/// What choosing the tasks to stop needs to know of a task's instance.
+pub trait InstanceFacts {
+    /// The value of the spread attribute on the task's instance (its zone).
+    fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str>;
+    /// The binpack measure of the task's instance (see
+    /// [`ServiceTask::instance_available`]).
+    fn available(&self, task: &ServiceTask) -> Option<i64>;
+}
+
+/// The facts the tasks carry ([`ServiceTask::zone`],
+/// [`ServiceTask::instance_available`]).
+pub struct Carried;
+
+impl InstanceFacts for Carried {
+    fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str> {
+        task.zone.as_deref()
+    }
+
+    fn available(&self, task: &ServiceTask) -> Option<i64> {
+        task.instance_available
+    }
+}
+
 struct Round<'a> {
     spec: &'a ServiceSpec,
     tasks: &'a [ServiceTask],
+    facts: &'a dyn InstanceFacts,
     now: Timestamp,
     deployments: Vec<Deployment>,
     primary: Option<usize>,
@@ -759,6 +799,7 @@ impl<'a> Round<'a> {
         tasks: &'a [ServiceTask],
         state: &SchedulerState,
         now: Timestamp,
+        facts: &'a dyn InstanceFacts,
     ) -> Self {
         let mut deployments = deployments.to_vec();
         // One PRIMARY: the newest; any other PRIMARY is treated as (and becomes)
@@ -784,6 +825,7 @@ impl<'a> Round<'a> {
         Self {
             spec,
             tasks,
+            facts,
             now,
             deployments,
             primary,
@@ -1044,14 +1086,7 @@ impl<'a> Round<'a> {
                 .min(u32::try_from(primary_unhealthy.len()).unwrap_or(u32::MAX));
         }
 
-        let mut spread = Spread::new(
-            self.tasks,
-            conditions
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.is_some_and(|c| c != Condition::Draining))
-                .map(|(i, _)| i),
-        );
+        let mut spread = Spread::new(self.tasks, self.facts, &conditions);
         let unhealthy_cause = |i: usize, conditions: &[Option<Condition>]| {
             if conditions[i] == Some(Condition::Unhealthy) {
                 StopCause::FailedHealthChecks
@@ -1427,39 +1462,62 @@ impl<'a> Round<'a> {
 /// tasks for this service." Between instances of one zone, the binpack rule comes
 /// first when the service binpacks: on scale-in ECS stops the task whose instance
 /// has the most resources available, which empties the emptiest instances first.
-struct Spread<'a> {
+struct Spread<'a, 'c> {
     tasks: &'a [ServiceTask],
+    facts: &'a dyn InstanceFacts,
+    conditions: &'c [Option<Condition>],
+    /// The tasks counted per zone and per instance, made at the first choice (most
+    /// plans stop nothing).
+    counts: Option<SpreadCounts<'a>>,
+}
+
+#[derive(Default)]
+struct SpreadCounts<'a> {
     zones: FastMap<Option<&'a str>, usize>,
     instances: FastMap<Option<&'a str>, usize>,
 }
 
-impl<'a> Spread<'a> {
-    /// Counts the service's tasks (those not being stopped) per zone and instance.
-    fn new(tasks: &'a [ServiceTask], counted: impl Iterator<Item = usize>) -> Self {
-        let mut zones = FastMap::default();
-        let mut instances = FastMap::default();
-        for i in counted {
-            *zones.entry(tasks[i].zone.as_deref()).or_insert(0) += 1;
-            *instances
-                .entry(tasks[i].instance_id.as_deref())
-                .or_insert(0) += 1;
-        }
+impl<'a, 'c> Spread<'a, 'c> {
+    /// Counts, when first asked to choose, the service's tasks that are not being
+    /// stopped (those with a condition other than [`Condition::Draining`]) per zone
+    /// and instance.
+    fn new(
+        tasks: &'a [ServiceTask],
+        facts: &'a dyn InstanceFacts,
+        conditions: &'c [Option<Condition>],
+    ) -> Self {
         Self {
             tasks,
-            zones,
-            instances,
+            facts,
+            conditions,
+            counts: None,
         }
     }
 
     /// Removes the best task to stop from `candidates` and counts it gone.
     fn take(&mut self, candidates: &mut Vec<usize>) -> Option<usize> {
-        let tasks = self.tasks;
+        if candidates.is_empty() {
+            return None;
+        }
+        let (tasks, facts) = (self.tasks, self.facts);
+        let counts = self.counts.get_or_insert_with(|| {
+            let mut counts = SpreadCounts::default();
+            let counted = (self.conditions.iter().enumerate())
+                .filter(|(_, c)| c.is_some_and(|c| c != Condition::Draining));
+            for (i, _) in counted {
+                *counts.zones.entry(facts.zone(&tasks[i])).or_insert(0) += 1;
+                *(counts.instances)
+                    .entry(tasks[i].instance_id.as_deref())
+                    .or_insert(0) += 1;
+            }
+            counts
+        });
         let key = |i: usize| {
             let task = &tasks[i];
             (
-                self.zones.get(&task.zone.as_deref()).copied().unwrap_or(0),
-                task.instance_available.unwrap_or(i64::MIN),
-                self.instances
+                counts.zones.get(&facts.zone(task)).copied().unwrap_or(0),
+                facts.available(task).unwrap_or(i64::MIN),
+                (counts.instances)
                     .get(&task.instance_id.as_deref())
                     .copied()
                     .unwrap_or(0),
@@ -1470,10 +1528,10 @@ impl<'a> Spread<'a> {
             (0..candidates.len()).max_by(|&a, &b| key(candidates[a]).cmp(&key(candidates[b])))?;
         let i = candidates.swap_remove(at);
         let task = &tasks[i];
-        if let Some(n) = self.zones.get_mut(&task.zone.as_deref()) {
+        if let Some(n) = counts.zones.get_mut(&facts.zone(task)) {
             *n = n.saturating_sub(1);
         }
-        if let Some(n) = self.instances.get_mut(&task.instance_id.as_deref()) {
+        if let Some(n) = counts.instances.get_mut(&task.instance_id.as_deref()) {
             *n = n.saturating_sub(1);
         }
         Some(i)

@@ -1040,6 +1040,91 @@ fn scale_in_binpacks_within_a_zone() {
     assert_eq!(stopped_ids(&plan), ["empty", "middle"]);
 }
 
+/// Instance facts from a table by instance id, counting how often they are asked.
+struct ByInstance {
+    facts: HashMap<&'static str, (&'static str, i64)>,
+    asked: std::cell::Cell<usize>,
+}
+
+impl InstanceFacts for ByInstance {
+    fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str> {
+        self.asked.set(self.asked.get() + 1);
+        self.facts.get(task.instance_id.as_deref()?).map(|(zone, _)| *zone)
+    }
+
+    fn available(&self, task: &ServiceTask) -> Option<i64> {
+        self.asked.set(self.asked.get() + 1);
+        self.facts.get(task.instance_id.as_deref()?).map(|(_, free)| *free)
+    }
+}
+
+#[test]
+fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
+    let deployments = [deployment(
+        "ecs-svc/1",
+        1,
+        DeploymentStatus::Primary,
+        RolloutState::Completed,
+    )];
+    let facts = ByInstance {
+        facts: HashMap::from([
+            ("i-a1", ("a", 512)),
+            ("i-a2", ("a", 4096)),
+            ("i-b1", ("b", 1024)),
+            ("i-c1", ("c", 2048)),
+        ]),
+        asked: std::cell::Cell::new(0),
+    };
+    let placed = [
+        ("a1", "i-a1"),
+        ("a2", "i-a2"),
+        ("a3", "i-a2"),
+        ("b1", "i-b1"),
+        ("b2", "i-b1"),
+        ("c1", "i-c1"),
+    ];
+    let carried: Vec<ServiceTask> = placed
+        .iter()
+        .map(|(id, instance)| {
+            let (zone, free) = facts.facts[instance];
+            let mut task = in_zone(running(id, "ecs-svc/1"), zone, instance);
+            task.instance_available = Some(free);
+            task
+        })
+        .collect();
+    let bare: Vec<ServiceTask> = carried
+        .iter()
+        .cloned()
+        .map(|mut task| {
+            task.zone = None;
+            task.instance_available = None;
+            task
+        })
+        .collect();
+    for desired in [6, 4, 2, 1] {
+        let expected = plan(
+            &spec(desired, 100, 200),
+            &deployments,
+            &carried,
+            &SchedulerState::default(),
+            T0,
+        );
+        facts.asked.set(0);
+        let given = plan_with(
+            &spec(desired, 100, 200),
+            &deployments,
+            &bare,
+            &SchedulerState::default(),
+            T0,
+            &facts,
+        );
+        assert_eq!(stopped_ids(&given), stopped_ids(&expected), "desired {desired}");
+        assert_eq!(stopped_ids(&given).len(), 6 - desired as usize);
+        // Nothing to stop, nothing asked.
+        assert_eq!(facts.asked.get() == 0, desired == 6, "desired {desired}");
+    }
+}
+
 #[test]
 fn scale_in_stops_tasks_not_yet_running_first() {
     let deployments = [deployment(

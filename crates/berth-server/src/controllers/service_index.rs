@@ -42,7 +42,8 @@ type Owner = (String, String, String);
 /// rest is skipped when decoding): a pass over a service reads these for each of its
 /// tasks, and the whole record only of those it changes. The strings that many tasks
 /// repeat (group, deployment, instance ARN) are one shared copy each, from the
-/// index's [`Interner`]; statuses are decoded to their enums.
+/// index's [`Interner`]; statuses are decoded to their enums, and the instance's ARN
+/// to its id, which is what a pass looks instances up by.
 #[derive(Debug)]
 pub struct TaskHead {
     pub task_arn: Option<Arc<str>>,
@@ -51,7 +52,8 @@ pub struct TaskHead {
     pub desired_status: Option<TaskStatus>,
     pub started_by: Option<Arc<str>>,
     pub health_status: Option<HealthStatus>,
-    pub container_instance_arn: Option<Arc<str>>,
+    /// The id of the task's container instance (the last part of its ARN).
+    pub instance_id: Option<Arc<str>>,
     pub started_at: Option<f64>,
     pub stop_code: Option<TaskStopCode>,
     pub accounted: bool,
@@ -137,7 +139,8 @@ impl TaskHead {
             desired_status: raw.desired_status.as_deref().and_then(TaskStatus::parse),
             started_by: raw.started_by.map(|by| strings.intern(&by)),
             health_status: raw.health_status,
-            container_instance_arn: raw.container_instance_arn.map(|arn| strings.intern(&arn)),
+            instance_id: (raw.container_instance_arn)
+                .map(|arn| strings.intern(arn.rsplit('/').next().unwrap_or_default())),
             started_at: raw.started_at,
             stop_code: raw.stop_code,
             accounted: raw.accounted,
@@ -146,7 +149,7 @@ impl TaskHead {
 
     /// Gives the head's shared strings back to the interner they came from.
     fn release(self, strings: &mut Interner) {
-        for shared in [self.group, self.started_by, self.container_instance_arn]
+        for shared in [self.group, self.started_by, self.instance_id]
             .into_iter()
             .flatten()
         {
@@ -592,10 +595,7 @@ mod tests {
             panic!("two tasks");
         };
         for (x, y) in [
-            (
-                &a.head.container_instance_arn,
-                &b.head.container_instance_arn,
-            ),
+            (&a.head.instance_id, &b.head.instance_id),
             (&a.head.started_by, &b.head.started_by),
             (&a.head.group, &b.head.group),
         ] {

@@ -32,7 +32,7 @@ use crate::api::tasks::{
 };
 use crate::http::App;
 use crate::state::definition_cache::DefinitionCache;
-use crate::state::instance_cache::CachedInstance;
+use crate::state::instance_cache::{CachedInstance, ClusterInstances, DRAINING};
 use crate::state::records::TaskRecord;
 use crate::state::{self, keys};
 
@@ -327,31 +327,31 @@ async fn reconcile(
         // and is one consistent state; a task the plan changes is read from the
         // snapshot and written only if it is still at that revision, so a head newer
         // than the snapshot makes the write fail and the pass retry, never overwrite.
-        let heads: Vec<(&str, &Arc<TaskHead>)> = indexed
-            .iter()
-            .filter(|(_, task)| task.head.service() == Some(id.name.as_str()))
-            .map(|(task_key, task)| (&**task_key, &task.head))
-            .collect();
+        let heads: Vec<(&str, &Arc<TaskHead>)> =
+            indexed.iter().map(|(task_key, task)| (&**task_key, &task.head)).collect();
         let kept = memo.as_ref().filter(|(revision, _, _)| !is_daemon && *revision == found.mod_revision);
         let (spec, mut outcome) = match kept {
             Some((_, spec, outcome)) => (spec.clone(), outcome.clone()),
             None => {
+                // Each task's instance is looked up only if one of the cluster's
+                // instances is DRAINING; zones and free resources are asked for
+                // (`Facts`) only by a plan that chooses tasks to stop.
+                let any_draining = instance_list.any_draining();
                 let mut tasks = Vec::with_capacity(heads.len());
                 for (_, record) in &heads {
-                    let instance_id = record.container_instance_arn.as_deref().and_then(|arn| arn.rsplit('/').next());
-                    let cached = instance_id.and_then(|instance| instance_list.get(instance));
-                    let instance = cached.map(|cached| &cached.view);
-                    let available = instance.map(|view| view.remaining.memory);
-                    let instance_draining = instance.is_some_and(|view| view.status == DRAINING);
+                    let instance_draining = any_draining
+                        && (record.instance_id.as_deref())
+                            .and_then(|instance| instance_list.get(instance))
+                            .is_some_and(|cached| cached.view.status == DRAINING);
                     tasks.push(ServiceTask {
                         task_arn: record.task_arn.clone().unwrap_or_default(),
                         deployment_id: record.started_by.clone().unwrap_or_default(),
                         last_status: record.last_status.unwrap_or(TaskStatus::Pending),
                         desired_status: record.desired_status.unwrap_or(TaskStatus::Pending),
                         health: record.health_status.unwrap_or(HealthStatus::Unknown),
-                        instance_id: cached.map(|c| Arc::clone(&c.shared_id)).or_else(|| instance_id.map(Arc::from)),
-                        zone: cached.and_then(|c| c.zone.clone()),
-                        instance_available: available,
+                        instance_id: record.instance_id.clone(),
+                        zone: None,
+                        instance_available: None,
                         started_at: record.started_at,
                         stop_code: record.stop_code,
                         accounted: record.accounted,
@@ -397,7 +397,8 @@ async fn reconcile(
                     spec.daemon = Some(if spec.desired_count == 0 { plan::DaemonSpec { instances: Vec::new(), ..daemon } } else { daemon });
                     record.service.desired_count = Some(i32::try_from(spec.desired_count).unwrap_or(i32::MAX));
                 }
-                let outcome = plan::plan(&spec, &deployments, &tasks, &record.scheduler, now);
+                let facts = Facts(&instance_list);
+                let outcome = plan::plan_with(&spec, &deployments, &tasks, &record.scheduler, now, &facts);
                 if !is_daemon {
                     memo = Some((found.mod_revision, spec.clone(), outcome.clone()));
                 }
@@ -582,8 +583,25 @@ async fn reconcile(
     .await
 }
 
-/// The status of an instance being drained.
-const DRAINING: &str = "DRAINING";
+/// The facts of a pass's tasks' instances, from the cluster's instances as the pass's
+/// snapshot holds them: the zone, and the memory available (the binpack measure).
+struct Facts<'a>(&'a ClusterInstances);
+
+impl Facts<'_> {
+    fn of(&self, task: &ServiceTask) -> Option<&Arc<CachedInstance>> {
+        self.0.get(task.instance_id.as_deref()?)
+    }
+}
+
+impl plan::InstanceFacts for Facts<'_> {
+    fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str> {
+        self.of(task)?.zone.as_deref()
+    }
+
+    fn available(&self, task: &ServiceTask) -> Option<i64> {
+        Some(self.of(task)?.view.remaining.memory)
+    }
+}
 
 /// The instances a DAEMON service runs on (ACTIVE ones its and its task
 /// definition's `memberOf` constraints select, with their agent connected or

@@ -25,6 +25,9 @@ use super::keys;
 use super::records::InstanceRecord;
 use super::usage::{self, UsageRecord};
 
+/// The status of an instance being drained.
+pub const DRAINING: &str = "DRAINING";
+
 /// The attribute naming an instance's availability zone.
 pub const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
@@ -162,6 +165,10 @@ pub struct ClusterInstances {
     /// time they are asked for (RunTask's sampling draws among them), and handed on
     /// to the next version when no instance came or went or changed placeability.
     placeable: OnceLock<Arc<Vec<usize>>>,
+    /// Whether any instance is DRAINING, worked out the first time it is asked for
+    /// and handed on like `placeable` while no instance's status changed: a service
+    /// pass looks its tasks' instances up only when one is.
+    any_draining: OnceLock<bool>,
 }
 
 impl ClusterInstances {
@@ -188,6 +195,15 @@ impl ClusterInstances {
         })
     }
 
+    /// Whether any of the instances is DRAINING.
+    pub fn any_draining(&self) -> bool {
+        *self.any_draining.get_or_init(|| {
+            self.list
+                .iter()
+                .any(|cached| cached.view.status == DRAINING)
+        })
+    }
+
     fn new(list: Vector<Arc<CachedInstance>>, same_keys_as: Option<&ClusterInstances>) -> Self {
         let positions = match same_keys_as {
             Some(old) => Arc::clone(&old.positions),
@@ -202,6 +218,7 @@ impl ClusterInstances {
             list,
             positions,
             placeable: OnceLock::new(),
+            any_draining: OnceLock::new(),
         }
     }
 }
@@ -344,6 +361,7 @@ fn changes_since(
     ids.dedup();
     let mut list = cached.list.clone();
     let mut placeability_changed = false;
+    let mut status_changed = false;
     let mut changed_any = false;
     for id in ids {
         let Some(&at) = cached.positions.get(id) else {
@@ -360,6 +378,7 @@ fn changes_since(
             continue;
         };
         placeability_changed |= fresh.placeable != entry.placeable;
+        status_changed |= fresh.view.status != entry.view.status;
         changed_any = true;
         list.set(at, Arc::new(fresh));
     }
@@ -369,6 +388,9 @@ fn changes_since(
     let fresh = ClusterInstances::new(list, Some(cached));
     if !placeability_changed && let Some(placeable) = cached.placeable.get() {
         let _ = fresh.placeable.set(Arc::clone(placeable));
+    }
+    if !status_changed && let Some(&any) = cached.any_draining.get() {
+        let _ = fresh.any_draining.set(any);
     }
     Ok(Some(Update::To(fresh)))
 }
@@ -691,6 +713,7 @@ mod tests {
         let cache = InstanceCache::default();
         let first = cache.instances(&store.snapshot().await?, "r", "c")?;
         assert_eq!(first.placeable(), [0, 1, 2]);
+        assert!(!first.any_draining());
 
         // Keys of tasks, of another cluster's instances and usage: the same version.
         store
@@ -716,6 +739,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first.list()[1].record, &used.list()[1].record));
         assert!(matches!((first.placeable.get(), used.placeable.get()),
                 (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
+        assert_eq!(used.any_draining.get(), Some(&false));
         assert_eq!(used.get("b").map(|e| e.view.remaining.cpu), Some(40));
 
         // Several revisions at once, one of them making an instance unplaceable.
@@ -730,6 +754,9 @@ mod tests {
             .await?;
         let later = cache.instances(&store.snapshot().await?, "r", "c")?;
         assert_eq!(cpu(&later), [70, 30, 100]);
+        // What was worked out of the statuses is not handed on: c is DRAINING.
+        assert_eq!(later.any_draining.get(), None);
+        assert!(later.any_draining());
         assert_eq!(later.placeable(), [0, 1]);
         assert!(later.get("c").is_some_and(|e| !e.placeable));
 
