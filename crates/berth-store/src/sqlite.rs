@@ -307,6 +307,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
     // Writing now takes the exclusive lock at once, so a second opener fails here.
     let tx = conn.unchecked_transaction().map_err(locked)?;
     tx.execute_batch(SCHEMA).map_err(locked)?;

@@ -1049,12 +1049,16 @@ struct ByInstance {
 impl InstanceFacts for ByInstance {
     fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str> {
         self.asked.set(self.asked.get() + 1);
-        self.facts.get(task.instance_id.as_deref()?).map(|(zone, _)| *zone)
+        self.facts
+            .get(task.instance_id.as_deref()?)
+            .map(|(zone, _)| *zone)
     }
 
     fn available(&self, task: &ServiceTask) -> Option<i64> {
         self.asked.set(self.asked.get() + 1);
-        self.facts.get(task.instance_id.as_deref()?).map(|(_, free)| *free)
+        self.facts
+            .get(task.instance_id.as_deref()?)
+            .map(|(_, free)| *free)
     }
 }
 
@@ -1118,7 +1122,11 @@ fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
             T0,
             &facts,
         );
-        assert_eq!(stopped_ids(&given), stopped_ids(&expected), "desired {desired}");
+        assert_eq!(
+            stopped_ids(&given),
+            stopped_ids(&expected),
+            "desired {desired}"
+        );
         assert_eq!(stopped_ids(&given).len(), 6 - desired as usize);
         // Nothing to stop, nothing asked.
         assert_eq!(facts.asked.get() == 0, desired == 6, "desired {desired}");

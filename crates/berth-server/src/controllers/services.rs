@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_model::ApiResult;
 use berth_model::arn::Scope;
@@ -44,7 +44,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// concurrent placement on the instances it touches, and a conflict makes it decide
 /// again: smaller passes conflict less and lose less when they do.
 const MAX_STARTS_PER_PASS: u32 = 250;
-/// The least time between the end of one pass and the start of the next.
+/// The least time between the end of one round of passes and the start of the next.
 const PASS_GAP: Duration = Duration::from_millis(20);
 /// How long a pass waits for the index to reach its snapshot's revision before it
 /// gives up (the next tick tries again).
@@ -159,15 +159,15 @@ pub async fn run(app: Arc<App>) {
     });
     let mut following = tokio::spawn(follow(Arc::clone(&store), Arc::clone(&follower)));
     let mut tick = tokio::time::interval(TICK);
-    let mut first = true;
+    let mut gap = Duration::ZERO;
     loop {
-        // Changes that come while a pass runs or during the gap after it wait for
-        // the next pass, so a stream of small changes costs a pass per gap rather
-        // than one per change.
-        if !first {
-            tokio::time::sleep(PASS_GAP).await;
-        }
-        first = false;
+        // Changes that come while a round of passes runs or during the gap after it
+        // wait for the next round, so a stream of small changes costs a round per gap
+        // rather than one per change. The gap is at least as long as the round was:
+        // a round's cost grows with its services' tasks, and the controller then
+        // takes at most half of the time it runs in, leaving the rest to the
+        // sessions that report what it started (each round starts more).
+        tokio::time::sleep(gap).await;
         // Which clusters' services to look at: on a tick all; on changes, those of
         // the clusters whose services, tasks or instances changed.
         let ticked = tokio::select! {
@@ -204,6 +204,7 @@ pub async fn run(app: Arc<App>) {
             Some(index) => index.services(),
             None => continue,
         };
+        let round = Instant::now();
         for service in services {
             if dirty
                 .as_ref()
@@ -221,6 +222,7 @@ pub async fn run(app: Arc<App>) {
                 tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
             }
         }
+        gap = PASS_GAP.max(round.elapsed());
     }
 }
 
