@@ -55,6 +55,9 @@ const MAX_GROUP_TXNS: usize = 1024;
 const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 /// Change batches a watcher may fall behind before it gets `Lagged`.
 const FEED_CAPACITY: usize = 4096;
+/// How many WAL pages (4 KiB each, so up to 32 MiB) accumulate before SQLite copies
+/// them into the database file.
+const WAL_CHECKPOINT_PAGES: i64 = 8192;
 /// How long open waits for another holder of the file before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const SCHEMA_VERSION: i64 = 2;
@@ -307,7 +310,11 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    // The WAL is copied into the database every WAL_CHECKPOINT_PAGES pages rather
+    // than SQLite's default 1,000: the pages of a busy store (instances' usage, task
+    // records placed and then reported) are rewritten many times between
+    // checkpoints, and each checkpoint copies a page once however often it changed.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     // Writing now takes the exclusive lock at once, so a second opener fails here.
     let tx = conn.unchecked_transaction().map_err(locked)?;
     tx.execute_batch(SCHEMA).map_err(locked)?;

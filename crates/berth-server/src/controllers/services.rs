@@ -163,10 +163,11 @@ pub async fn run(app: Arc<App>) {
     loop {
         // Changes that come while a round of passes runs or during the gap after it
         // wait for the next round, so a stream of small changes costs a round per gap
-        // rather than one per change. The gap is at least as long as the round was:
-        // a round's cost grows with its services' tasks, and the controller then
-        // takes at most half of the time it runs in, leaving the rest to the
-        // sessions that report what it started (each round starts more).
+        // rather than one per change. The gap is at least as long as the round spent
+        // planning: a plan costs the size of its service whatever it decides, so
+        // with large services and a stream of reports the controller recounts at
+        // most half of the time, and each round then has more to start. What a
+        // round spends starting tasks (placing, writing) is not waited for again.
         tokio::time::sleep(gap).await;
         // Which clusters' services to look at: on a tick all; on changes, those of
         // the clusters whose services, tasks or instances changed.
@@ -204,7 +205,7 @@ pub async fn run(app: Arc<App>) {
             Some(index) => index.services(),
             None => continue,
         };
-        let round = Instant::now();
+        let mut planning = Duration::ZERO;
         for service in services {
             if dirty
                 .as_ref()
@@ -216,13 +217,14 @@ pub async fn run(app: Arc<App>) {
                 Some(index) => index.tasks_of(&service.region, &service.cluster, &service.name),
                 None => continue,
             };
-            if let Err(err) =
-                reconcile(store.as_ref(), shared, &account, grace, &service, &tasks).await
-            {
-                tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
+            match reconcile(store.as_ref(), shared, &account, grace, &service, &tasks).await {
+                Ok(planned) => planning += planned,
+                Err(err) => {
+                    tracing::warn!(service = %service.name, cluster = %service.cluster, message = %err.message, "service reconciliation failed");
+                }
             }
         }
-        gap = PASS_GAP.max(round.elapsed());
+        gap = PASS_GAP.max(planning);
     }
 }
 
@@ -299,7 +301,7 @@ async fn reconcile(
     grace: Duration,
     id: &ServiceId,
     indexed: &[(Arc<str>, IndexedTask)],
-) -> ApiResult<()> {
+) -> ApiResult<Duration> {
     let scope = Scope::new(id.region.clone(), account.to_string());
     let principal = scope.account_root_arn();
     let ctx = Ctx::new(store, shared, scope, principal);
@@ -315,6 +317,9 @@ async fn reconcile(
     // revision, which the write is conditional on); the instances' zones and memory
     // only order scale-in. DAEMON services plan on the instances: every attempt plans.
     let mut memo: Option<(i64, ServiceSpec, plan::Plan)> = None;
+    // The time spent planning (reading the service's tasks and planning), which the
+    // controller paces its rounds by.
+    let mut planning = Duration::ZERO;
     state::write(store, |snapshot| {
         let Some(found) = state::read::<ServiceRecord>(snapshot, &key)? else { return Ok((None, ())) };
         let mut record = found.value.clone();
@@ -335,6 +340,7 @@ async fn reconcile(
         let (spec, mut outcome) = match kept {
             Some((_, spec, outcome)) => (spec.clone(), outcome.clone()),
             None => {
+                let started = Instant::now();
                 // Each task's instance is looked up only if one of the cluster's
                 // instances is DRAINING; zones and free resources are asked for
                 // (`Facts`) only by a plan that chooses tasks to stop.
@@ -404,6 +410,7 @@ async fn reconcile(
                 if !is_daemon {
                     memo = Some((found.mod_revision, spec.clone(), outcome.clone()));
                 }
+                planning += started.elapsed();
                 (spec, outcome)
             }
         };
@@ -582,7 +589,8 @@ async fn reconcile(
         let txn = txn.put(&key, encoded);
         Ok((Some(txn), ()))
     })
-    .await
+    .await?;
+    Ok(planning)
 }
 
 /// The facts of a pass's tasks' instances, from the cluster's instances as the pass's
