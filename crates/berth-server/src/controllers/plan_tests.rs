@@ -1046,19 +1046,21 @@ struct ByInstance {
     asked: std::cell::Cell<usize>,
 }
 
+impl ByInstance {
+    /// The zone and free memory of the task's instance, counted as asked.
+    fn of(&self, task: &ServiceTask) -> Option<(&'static str, i64)> {
+        self.asked.set(self.asked.get() + 1);
+        self.facts.get(task.instance_id.as_deref()?).copied()
+    }
+}
+
 impl InstanceFacts for ByInstance {
     fn zone<'a>(&'a self, task: &'a ServiceTask) -> Option<&'a str> {
-        self.asked.set(self.asked.get() + 1);
-        self.facts
-            .get(task.instance_id.as_deref()?)
-            .map(|(zone, _)| *zone)
+        self.of(task).map(|(zone, _)| zone)
     }
 
     fn available(&self, task: &ServiceTask) -> Option<i64> {
-        self.asked.set(self.asked.get() + 1);
-        self.facts
-            .get(task.instance_id.as_deref()?)
-            .map(|(_, free)| *free)
+        self.of(task).map(|(_, free)| free)
     }
 }
 

@@ -24,6 +24,7 @@ use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask};
 use super::service_index::{self, IndexedTask, ServiceId, ServiceIndex, TaskHead};
 use crate::api::Ctx;
 use crate::api::Shared;
+use crate::api::container_instances::DRAINING;
 use crate::api::services::{ServiceRecord, service_key};
 use crate::api::task_definitions::TaskDefinitionRecord;
 use crate::api::tasks::{
@@ -32,7 +33,7 @@ use crate::api::tasks::{
 };
 use crate::http::App;
 use crate::state::definition_cache::DefinitionCache;
-use crate::state::instance_cache::{CachedInstance, ClusterInstances, DRAINING};
+use crate::state::instance_cache::{CachedInstance, ClusterInstances};
 use crate::state::records::TaskRecord;
 use crate::state::{self, keys};
 

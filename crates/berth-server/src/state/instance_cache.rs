@@ -25,9 +25,6 @@ use super::keys;
 use super::records::InstanceRecord;
 use super::usage::{self, UsageRecord};
 
-/// The status of an instance being drained.
-pub const DRAINING: &str = "DRAINING";
-
 /// The attribute naming an instance's availability zone.
 pub const ZONE_ATTRIBUTE: &str = "ecs.availability-zone";
 
@@ -200,7 +197,7 @@ impl ClusterInstances {
         *self.any_draining.get_or_init(|| {
             self.list
                 .iter()
-                .any(|cached| cached.view.status == DRAINING)
+                .any(|cached| cached.view.status == crate::api::container_instances::DRAINING)
         })
     }
 
