@@ -30,6 +30,11 @@ use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
 /// records).
 pub type Timestamp = f64;
 
+/// A service's tasks as the planner takes them: a persistent vector, so the
+/// controller's index can keep one per service, changed a task at a time, and hand a
+/// pass the whole list as an O(1) clone.
+pub type TaskList = imbl::Vector<ServiceTask>;
+
 /// The circuit breaker's smallest failure threshold. ECS: "The deployment circuit
 /// breaker has a minimum threshold of 3 and a maximum threshold of 200" (earlier
 /// editions of the guide said 10).
@@ -215,7 +220,8 @@ pub struct ServiceTask {
     /// Whether an earlier plan already took this (stopped) task into account; the
     /// controller sets it for every task of [`Plan::accounted`].
     pub accounted: bool,
-    /// Whether the task's instance is DRAINING. ECS: "Service tasks on the container
+    /// Whether the task's instance is DRAINING (read by [`plan`]; the controller
+    /// answers through [`InstanceFacts::draining`] instead). ECS: "Service tasks on the container
     /// instance that are in the RUNNING state are stopped and replaced according to
     /// the service's deployment configuration parameters, minimumHealthyPercent and
     /// maximumPercent", and those PENDING "are stopped immediately".
@@ -725,16 +731,18 @@ pub fn plan(
     state: &SchedulerState,
     now: Timestamp,
 ) -> Plan {
-    plan_with(spec, deployments, tasks, state, now, &Carried)
+    let tasks: TaskList = tasks.iter().cloned().collect();
+    plan_with(spec, deployments, &tasks, state, now, &Carried)
 }
 
 /// [`plan`], with the facts of the tasks' instances from `facts` rather than from
-/// the tasks themselves: the controller looks an instance up only for a plan that
-/// chooses tasks to stop, not for every task of every pass.
+/// the tasks themselves (the controller looks an instance up only for a plan that
+/// chooses tasks to stop, or when the cluster has a DRAINING instance, not for every
+/// task of every pass), on the list its index keeps.
 pub fn plan_with(
     spec: &ServiceSpec,
     deployments: &[Deployment],
-    tasks: &[ServiceTask],
+    tasks: &TaskList,
     state: &SchedulerState,
     now: Timestamp,
     facts: &dyn InstanceFacts,
@@ -756,10 +764,13 @@ pub trait InstanceFacts {
     /// The binpack measure of the task's instance (see
     /// [`ServiceTask::instance_available`]).
     fn available(&self, task: &ServiceTask) -> Option<i64>;
+    /// Whether the task's instance is DRAINING (see
+    /// [`ServiceTask::instance_draining`]).
+    fn draining(&self, task: &ServiceTask) -> bool;
 }
 
 /// The facts the tasks carry ([`ServiceTask::zone`],
-/// [`ServiceTask::instance_available`]).
+/// [`ServiceTask::instance_available`], [`ServiceTask::instance_draining`]).
 pub struct Carried;
 
 impl InstanceFacts for Carried {
@@ -770,11 +781,15 @@ impl InstanceFacts for Carried {
     fn available(&self, task: &ServiceTask) -> Option<i64> {
         task.instance_available
     }
+
+    fn draining(&self, task: &ServiceTask) -> bool {
+        task.instance_draining
+    }
 }
 
 struct Round<'a> {
     spec: &'a ServiceSpec,
-    tasks: &'a [ServiceTask],
+    tasks: &'a TaskList,
     facts: &'a dyn InstanceFacts,
     now: Timestamp,
     deployments: Vec<Deployment>,
@@ -796,7 +811,7 @@ impl<'a> Round<'a> {
     fn new(
         spec: &'a ServiceSpec,
         deployments: &[Deployment],
-        tasks: &'a [ServiceTask],
+        tasks: &'a TaskList,
         state: &SchedulerState,
         now: Timestamp,
         facts: &'a dyn InstanceFacts,
@@ -1043,7 +1058,8 @@ impl<'a> Round<'a> {
             };
             live += 1;
             // A task on a DRAINING instance is replaced like an older deployment's.
-            let primary = *task.deployment_id == *primary_id && !task.instance_draining;
+            let on_draining = self.facts.draining(task);
+            let primary = *task.deployment_id == *primary_id && !on_draining;
             match condition {
                 Condition::Draining => draining += 1,
                 Condition::Healthy => {
@@ -1064,7 +1080,7 @@ impl<'a> Round<'a> {
                 Condition::Unhealthy if primary => primary_unhealthy.push(i),
                 // A task RUNNING on a draining instance is replaced within the
                 // deployment limits: it waits to become healthy, then counts as one.
-                Condition::Starting { running: true } if task.instance_draining => {}
+                Condition::Starting { running: true } if on_draining => {}
                 Condition::Starting { .. } | Condition::Unhealthy => old_other.push(i),
             }
         }
@@ -1162,7 +1178,7 @@ impl<'a> Round<'a> {
         let in_flight = draining > 0
             || primary_starting > 0
             || self.tasks.iter().zip(&conditions).any(|(t, c)| {
-                (*t.deployment_id != *primary_id || t.instance_draining)
+                (*t.deployment_id != *primary_id || self.facts.draining(t))
                     && matches!(c, Some(Condition::Starting { .. }))
             });
         let idle = self.start == 0 && self.stop.is_empty();
@@ -1463,7 +1479,7 @@ impl<'a> Round<'a> {
 /// first when the service binpacks: on scale-in ECS stops the task whose instance
 /// has the most resources available, which empties the emptiest instances first.
 struct Spread<'a, 'c> {
-    tasks: &'a [ServiceTask],
+    tasks: &'a TaskList,
     facts: &'a dyn InstanceFacts,
     conditions: &'c [Option<Condition>],
     /// The tasks counted per zone and per instance, made at the first choice (most
@@ -1482,7 +1498,7 @@ impl<'a, 'c> Spread<'a, 'c> {
     /// stopped (those with a condition other than [`Condition::Draining`]) per zone
     /// and instance.
     fn new(
-        tasks: &'a [ServiceTask],
+        tasks: &'a TaskList,
         facts: &'a dyn InstanceFacts,
         conditions: &'c [Option<Condition>],
     ) -> Self {

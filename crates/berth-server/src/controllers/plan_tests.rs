@@ -1040,9 +1040,11 @@ fn scale_in_binpacks_within_a_zone() {
     assert_eq!(stopped_ids(&plan), ["empty", "middle"]);
 }
 
-/// Instance facts from a table by instance id, counting how often they are asked.
+/// Instance facts from a table by instance id, counting how often zones and free
+/// resources are asked for.
 struct ByInstance {
     facts: HashMap<&'static str, (&'static str, i64)>,
+    draining: Vec<&'static str>,
     asked: std::cell::Cell<usize>,
 }
 
@@ -1062,6 +1064,10 @@ impl InstanceFacts for ByInstance {
     fn available(&self, task: &ServiceTask) -> Option<i64> {
         self.of(task).map(|(_, free)| free)
     }
+
+    fn draining(&self, task: &ServiceTask) -> bool {
+        (task.instance_id.as_deref()).is_some_and(|id| self.draining.contains(&id))
+    }
 }
 
 #[test]
@@ -1079,6 +1085,7 @@ fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
             ("i-b1", ("b", 1024)),
             ("i-c1", ("c", 2048)),
         ]),
+        draining: Vec::new(),
         asked: std::cell::Cell::new(0),
     };
     let placed = [
@@ -1098,7 +1105,7 @@ fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
             task
         })
         .collect();
-    let bare: Vec<ServiceTask> = carried
+    let bare: TaskList = carried
         .iter()
         .cloned()
         .map(|mut task| {
@@ -1132,6 +1139,42 @@ fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
         assert_eq!(stopped_ids(&given).len(), 6 - desired as usize);
         // Nothing to stop, nothing asked.
         assert_eq!(facts.asked.get() == 0, desired == 6, "desired {desired}");
+    }
+    // An instance DRAINING: told by the facts, its tasks are replaced as when they
+    // carry it.
+    let facts = ByInstance {
+        draining: vec!["i-a2"],
+        ..facts
+    };
+    let carried: Vec<ServiceTask> = (carried.into_iter())
+        .map(|mut task| {
+            task.instance_draining = task.instance_id.as_deref() == Some("i-a2");
+            task
+        })
+        .collect();
+    for (desired, maximum) in [(6, 200), (6, 100), (4, 150)] {
+        let expected = plan(
+            &spec(desired, 50, maximum),
+            &deployments,
+            &carried,
+            &SchedulerState::default(),
+            T0,
+        );
+        let given = plan_with(
+            &spec(desired, 50, maximum),
+            &deployments,
+            &bare,
+            &SchedulerState::default(),
+            T0,
+            &facts,
+        );
+        assert_eq!(started(&given), started(&expected), "desired {desired}");
+        assert_eq!(
+            stopped_ids(&given),
+            stopped_ids(&expected),
+            "desired {desired}"
+        );
+        assert!(started(&given) > 0 || !stopped_ids(&given).is_empty());
     }
 }
 

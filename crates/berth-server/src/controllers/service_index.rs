@@ -19,6 +19,7 @@ use berth_model::task::{HealthStatus, TaskStatus, TaskStopCode};
 use berth_store::{Change, ChangeBatch, Decoded, KeyValue, Snapshot};
 use serde::Deserialize;
 
+use super::plan::{ServiceTask, TaskList};
 use crate::api::services::ServiceRecord;
 use crate::state::codec;
 use crate::state::interner::Interner;
@@ -38,28 +39,11 @@ pub struct ServiceId {
 /// Where a task's service is: (region, cluster, service name).
 type Owner = (String, String, String);
 
-/// The members of a task record that the index and the service planner read (the
-/// rest is skipped when decoding): a pass over a service reads these for each of its
-/// tasks, and the whole record only of those it changes. The strings that many tasks
-/// repeat (group, deployment, instance ARN) are one shared copy each, from the
-/// index's [`Interner`]; statuses are decoded to their enums, and the instance's ARN
-/// to its id, which is what a pass looks instances up by.
-#[derive(Debug)]
-pub struct TaskHead {
-    pub task_arn: Option<Arc<str>>,
-    pub group: Option<Arc<str>>,
-    pub last_status: Option<TaskStatus>,
-    pub desired_status: Option<TaskStatus>,
-    pub started_by: Option<Arc<str>>,
-    pub health_status: Option<HealthStatus>,
-    /// The id of the task's container instance (the last part of its ARN).
-    pub instance_id: Option<Arc<str>>,
-    pub started_at: Option<f64>,
-    pub stop_code: Option<TaskStopCode>,
-    pub accounted: bool,
-}
-
-/// [`TaskHead`] as the JSON has it, borrowing its strings from the record.
+/// The members of a task record that the index and the service planner read, as
+/// the JSON has them, borrowing their strings from the record (the rest is skipped
+/// when decoding): the index makes of them the planner's [`ServiceTask`], once per
+/// version of the record, and a pass reads the whole record only of the tasks it
+/// changes.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawHead<'a> {
@@ -94,93 +78,104 @@ fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     Ok(Option::<Text<'a>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
-impl TaskHead {
-    /// The head of a task record; `None` if the value is not one.
-    pub fn decode(kv: &KeyValue, strings: &mut Interner) -> Option<TaskHead> {
-        let json = codec::json(&kv.value).ok()?;
-        let raw: RawHead = serde_json::from_slice(&json).ok()?;
-        Some(TaskHead::of_raw(raw, strings))
-    }
-
-    /// The head of the task record a put of the change feed wrote: from the writer's
-    /// own record when it handed it over, else decoded.
-    pub fn of_change(
-        kv: &KeyValue,
-        decoded: Option<&Decoded>,
-        strings: &mut Interner,
-    ) -> Option<TaskHead> {
-        let Some(record) = decoded.and_then(Decoded::get::<TaskRecord>) else {
-            return TaskHead::decode(kv, strings);
-        };
-        fn borrow(member: &Option<String>) -> Option<Cow<'_, str>> {
-            member.as_deref().map(Cow::Borrowed)
-        }
-        let task = &record.task;
-        let raw = RawHead {
-            task_arn: borrow(&task.task_arn),
-            group: borrow(&task.group),
-            last_status: borrow(&task.last_status),
-            desired_status: borrow(&task.desired_status),
-            started_by: borrow(&task.started_by),
-            health_status: task.health_status,
-            container_instance_arn: borrow(&task.container_instance_arn),
-            started_at: task.started_at,
-            stop_code: task.stop_code,
-            accounted: record.accounted,
-        };
-        Some(TaskHead::of_raw(raw, strings))
-    }
-
-    fn of_raw(raw: RawHead<'_>, strings: &mut Interner) -> TaskHead {
-        TaskHead {
-            task_arn: raw.task_arn.map(|arn| Arc::from(&*arn)),
-            group: raw.group.map(|group| strings.intern(&group)),
-            last_status: raw.last_status.as_deref().and_then(TaskStatus::parse),
-            desired_status: raw.desired_status.as_deref().and_then(TaskStatus::parse),
-            started_by: raw.started_by.map(|by| strings.intern(&by)),
-            health_status: raw.health_status,
-            instance_id: (raw.container_instance_arn)
-                .map(|arn| strings.intern(arn.rsplit('/').next().unwrap_or_default())),
-            started_at: raw.started_at,
-            stop_code: raw.stop_code,
-            accounted: raw.accounted,
-        }
-    }
-
-    /// Gives the head's shared strings back to the interner they came from.
-    fn release(self, strings: &mut Interner) {
-        for shared in [self.group, self.started_by, self.instance_id]
-            .into_iter()
-            .flatten()
-        {
-            strings.release(shared);
-        }
-    }
-
+impl RawHead<'_> {
     /// The service the task belongs to, if it is a service's task that still
     /// matters to it (not both STOPPED and accounted for).
-    pub fn service(&self) -> Option<&str> {
+    fn service(&self) -> Option<&str> {
         let service = self.group.as_deref()?.strip_prefix("service:")?;
-        let done = self.last_status == Some(TaskStatus::Stopped) && self.accounted;
+        let done =
+            self.last_status.as_deref() == Some(TaskStatus::Stopped.as_str()) && self.accounted;
         (!done).then_some(service)
     }
-}
 
-/// A task as the index last saw it: its head at the revision it was decoded from.
-#[derive(Debug, Clone)]
-pub struct IndexedTask {
-    pub mod_revision: i64,
-    pub head: Arc<TaskHead>,
-}
-
-impl IndexedTask {
-    /// Gives the head's shared strings back (if a pass still holds the head, the
-    /// interner's sweep takes them once it is done).
-    fn release(self, strings: &mut Interner) {
-        if let Ok(head) = Arc::try_unwrap(self.head) {
-            head.release(strings);
+    /// The planner's view of the task. The strings that many tasks repeat
+    /// (deployment, instance id: the last part of the instance's ARN) are one shared
+    /// copy each, from `strings`; the facts of the task's instance are left for the
+    /// controller to answer ([`super::plan::InstanceFacts`]).
+    fn service_task(&self, strings: &mut Interner) -> ServiceTask {
+        let status = |text: &Option<Cow<'_, str>>| text.as_deref().and_then(TaskStatus::parse);
+        ServiceTask {
+            task_arn: self.task_arn.as_deref().map(Arc::from).unwrap_or_default(),
+            deployment_id: (self.started_by.as_deref())
+                .map(|by| strings.intern(by))
+                .unwrap_or_default(),
+            last_status: status(&self.last_status).unwrap_or(TaskStatus::Pending),
+            desired_status: status(&self.desired_status).unwrap_or(TaskStatus::Pending),
+            health: self.health_status.unwrap_or(HealthStatus::Unknown),
+            instance_id: (self.container_instance_arn.as_deref())
+                .map(|arn| strings.intern(arn.rsplit('/').next().unwrap_or_default())),
+            zone: None,
+            instance_available: None,
+            started_at: self.started_at,
+            stop_code: self.stop_code,
+            accounted: self.accounted,
+            instance_draining: false,
         }
     }
+}
+
+/// What a put of the change feed (or a record of a snapshot) means to the index:
+/// the task's service and the planner's view of it, or `None` if it is not a task
+/// record of a service's that still matters to it. The record is the writer's own
+/// when it handed it over, else decoded from the bytes.
+fn service_task_of(
+    kv: &KeyValue,
+    decoded: Option<&Decoded>,
+    strings: &mut Interner,
+) -> Option<(String, ServiceTask)> {
+    fn made(raw: &RawHead<'_>, strings: &mut Interner) -> Option<(String, ServiceTask)> {
+        let service = raw.service()?.to_string();
+        Some((service, raw.service_task(strings)))
+    }
+    let Some(record) = decoded.and_then(Decoded::get::<TaskRecord>) else {
+        let json = codec::json(&kv.value).ok()?;
+        let raw: RawHead = serde_json::from_slice(&json).ok()?;
+        return made(&raw, strings);
+    };
+    fn borrow(member: &Option<String>) -> Option<Cow<'_, str>> {
+        member.as_deref().map(Cow::Borrowed)
+    }
+    let task = &record.task;
+    let raw = RawHead {
+        task_arn: borrow(&task.task_arn),
+        group: borrow(&task.group),
+        last_status: borrow(&task.last_status),
+        desired_status: borrow(&task.desired_status),
+        started_by: borrow(&task.started_by),
+        health_status: task.health_status,
+        container_instance_arn: borrow(&task.container_instance_arn),
+        started_at: task.started_at,
+        stop_code: task.stop_code,
+        accounted: record.accounted,
+    };
+    made(&raw, strings)
+}
+
+/// Gives a task's shared strings back to the interner they came from (if a pass
+/// still holds a list with the task, the interner's sweep takes them once it is
+/// done).
+fn release(task: ServiceTask, strings: &mut Interner) {
+    strings.release(task.deployment_id);
+    if let Some(instance) = task.instance_id {
+        strings.release(instance);
+    }
+}
+
+/// A service's tasks in the index: the planner's view of each, in a persistent
+/// vector (a pass takes it whole as an O(1) clone; a change replaces, adds or
+/// removes one entry in O(log n)), and each entry's task key by position.
+#[derive(Debug, Default)]
+struct ServiceTasks {
+    list: TaskList,
+    keys: Vec<Arc<str>>,
+}
+
+/// Where a task is in the index: its service, and its position in the service's
+/// [`ServiceTasks`].
+#[derive(Debug)]
+struct Placed {
+    owner: Arc<Owner>,
+    at: usize,
 }
 
 /// `/{region}/{kind}/{cluster}/{rest}` -> (region, kind, cluster, rest).
@@ -260,12 +255,13 @@ pub struct ServiceIndex {
     revision: i64,
     /// Service key -> the service, for those not INACTIVE.
     services: HashMap<String, ServiceId>,
-    /// (region, cluster, service name) -> its tasks, by key. A task's key and its
-    /// owner are shared (`Arc`) between this map and `owners`, so a million tasks
-    /// hold one copy of each key and one owner per service.
-    tasks: HashMap<Arc<Owner>, BTreeMap<Arc<str>, IndexedTask>>,
-    /// Task key -> its service, to move or drop it when it changes.
-    owners: HashMap<Arc<str>, Arc<Owner>>,
+    /// (region, cluster, service name) -> its tasks. A task's key and its owner are
+    /// shared (`Arc`) between this map and `owners` (and the key with the store), so
+    /// a million tasks hold one copy of each key and one owner per service.
+    tasks: HashMap<Arc<Owner>, ServiceTasks>,
+    /// Task key -> its service and its position there, to replace, move or drop it
+    /// when it changes.
+    owners: HashMap<Arc<str>, Placed>,
     /// Instance key -> its status and connection, to tell which changes matter.
     instances: HashMap<String, InstanceHead>,
     /// The strings the tasks' heads share.
@@ -310,21 +306,12 @@ impl ServiceIndex {
         all
     }
 
-    /// The service's tasks that still matter to it, by key.
-    pub fn tasks_of(
-        &self,
-        region: &str,
-        cluster: &str,
-        name: &str,
-    ) -> Vec<(Arc<str>, IndexedTask)> {
+    /// The service's tasks that still matter to it (in no particular order): the
+    /// index's own list, shared (an O(1) clone), not a copy.
+    pub fn tasks_of(&self, region: &str, cluster: &str, name: &str) -> TaskList {
         self.tasks
             .get(&(region.to_string(), cluster.to_string(), name.to_string()))
-            .map(|tasks| {
-                tasks
-                    .iter()
-                    .map(|(key, task)| (Arc::clone(key), task.clone()))
-                    .collect()
-            })
+            .map(|tasks| tasks.list.clone())
             .unwrap_or_default()
     }
 
@@ -366,46 +353,34 @@ impl ServiceIndex {
                 }
             }
             "task" => {
-                let head = TaskHead::of_change(kv, decoded, &mut self.strings);
-                let owner = head.as_ref().and_then(|head| {
-                    let service = head.service()?;
-                    Some((region.to_string(), cluster.to_string(), service.to_string()))
-                });
-                match (owner, head) {
-                    (Some(owner), Some(head)) => {
-                        let task = IndexedTask {
-                            mod_revision: kv.mod_revision,
-                            head: Arc::new(head),
-                        };
-                        dirty.service(&owner.0, &owner.1, &owner.2);
-                        let (key, owner) = match self.owners.get_key_value(&*kv.key) {
-                            Some((key, known)) if **known == owner => {
-                                (Arc::clone(key), Arc::clone(known))
-                            }
-                            _ => {
-                                self.remove(&kv.key, dirty);
-                                // The key is the store's own allocation, shared.
-                                let key = Arc::clone(&kv.key);
-                                let owner = match self.tasks.get_key_value(&owner) {
-                                    Some((shared, _)) => Arc::clone(shared),
-                                    None => Arc::new(owner),
-                                };
-                                self.owners.insert(Arc::clone(&key), Arc::clone(&owner));
-                                (key, owner)
-                            }
-                        };
-                        let replaced = self.tasks.entry(owner).or_default().insert(key, task);
-                        if let Some(replaced) = replaced {
-                            replaced.release(&mut self.strings);
-                        }
-                    }
-                    (_, head) => {
-                        if let Some(head) = head {
-                            head.release(&mut self.strings);
-                        }
-                        self.remove(&kv.key, dirty);
-                    }
+                let Some((service, task)) = service_task_of(kv, decoded, &mut self.strings) else {
+                    self.remove(&kv.key, dirty);
+                    return;
+                };
+                dirty.service(region, cluster, &service);
+                if let Some(placed) = self.owners.get(&*kv.key)
+                    && (placed.owner.0 == region && placed.owner.1 == cluster)
+                    && placed.owner.2 == service
+                    && let Some(tasks) = self.tasks.get_mut(&placed.owner)
+                    && placed.at < tasks.list.len()
+                {
+                    let replaced = tasks.list.set(placed.at, task);
+                    release(replaced, &mut self.strings);
+                    return;
                 }
+                self.remove(&kv.key, dirty);
+                let owner = (region.to_string(), cluster.to_string(), service);
+                // The key is the store's own allocation, shared.
+                let key = Arc::clone(&kv.key);
+                let owner = match self.tasks.get_key_value(&owner) {
+                    Some((shared, _)) => Arc::clone(shared),
+                    None => Arc::new(owner),
+                };
+                let tasks = self.tasks.entry(Arc::clone(&owner)).or_default();
+                let at = tasks.list.len();
+                tasks.list.push_back(task);
+                tasks.keys.push(Arc::clone(&key));
+                self.owners.insert(key, Placed { owner, at });
             }
             _ => {}
         }
@@ -420,15 +395,30 @@ impl ServiceIndex {
         {
             dirty.cluster(region, cluster);
         }
-        if let Some(owner) = self.owners.remove(key) {
+        if let Some(Placed { owner, at }) = self.owners.remove(key) {
             dirty.service(&owner.0, &owner.1, &owner.2);
-            if let Some(keys) = self.tasks.get_mut(&owner) {
-                if let Some(removed) = keys.remove(key) {
-                    removed.release(&mut self.strings);
+            let Some(tasks) = self.tasks.get_mut(&owner) else {
+                return;
+            };
+            // The last entry fills the hole.
+            let last = tasks.list.len().saturating_sub(1);
+            let removed = if at < last {
+                let moved = tasks.list.pop_back();
+                moved.map(|moved| tasks.list.set(at, moved))
+            } else {
+                tasks.list.pop_back()
+            };
+            if at < tasks.keys.len() {
+                tasks.keys.swap_remove(at);
+                if let Some(placed) = tasks.keys.get(at).and_then(|k| self.owners.get_mut(k)) {
+                    placed.at = at;
                 }
-                if keys.is_empty() {
-                    self.tasks.remove(&owner);
-                }
+            }
+            if let Some(removed) = removed {
+                release(removed, &mut self.strings);
+            }
+            if tasks.keys.is_empty() {
+                self.tasks.remove(&owner);
             }
         }
     }
@@ -459,6 +449,26 @@ mod tests {
             self.apply(batch, &mut dirty);
             dirty
         }
+
+        /// The service's task keys, sorted, after checking that every key's
+        /// position in `owners` is where its task is.
+        fn keys_of(&self, name: &str) -> Vec<String> {
+            let owner = ("r".to_string(), "c".to_string(), name.to_string());
+            let Some(tasks) = self.tasks.get(&owner) else {
+                return Vec::new();
+            };
+            assert_eq!(tasks.keys.len(), tasks.list.len());
+            for (at, key) in tasks.keys.iter().enumerate() {
+                let Some((held, placed)) = self.owners.get_key_value(key) else {
+                    panic!("{key} has an owner");
+                };
+                assert!(placed.at == at && *placed.owner == owner);
+                assert!(Arc::ptr_eq(held, key), "one copy of the key");
+            }
+            let mut keys: Vec<String> = tasks.keys.iter().map(|k| k.to_string()).collect();
+            keys.sort();
+            keys
+        }
     }
 
     #[test]
@@ -473,14 +483,7 @@ mod tests {
                 1,
             ))],
         ));
-        let keys = |index: &ServiceIndex| -> Vec<String> {
-            index
-                .tasks_of("r", "c", "web")
-                .into_iter()
-                .map(|(key, _)| key.to_string())
-                .collect()
-        };
-        assert_eq!(keys(&index), vec![key.to_string()]);
+        assert_eq!(index.keys_of("web"), vec![key.to_string()]);
         assert_eq!(index.revision(), 1);
         index.apply_for_test(&batch(
             2,
@@ -518,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn a_head_from_the_writers_record_is_the_head_decoded_from_its_bytes()
+    fn a_task_from_the_writers_record_is_the_task_decoded_from_its_bytes()
     -> Result<(), Box<dyn std::error::Error>> {
         let json = serde_json::json!({
             "taskArn": "arn:aws:ecs:r:1:task/c/t1",
@@ -535,23 +538,30 @@ mod tests {
         let record: TaskRecord = serde_json::from_value(json.clone())?;
         let stored = kv("/r/task/c/t1", json, 1);
         let mut strings = Interner::default();
-        let decoded = TaskHead::of_change(&stored, None, &mut strings);
-        let handed = TaskHead::of_change(&stored, Some(&Decoded::new(record)), &mut strings);
-        assert!(decoded.is_some());
-        assert_eq!(format!("{decoded:?}"), format!("{handed:?}"));
+        let decoded = service_task_of(&stored, None, &mut strings);
+        let handed = service_task_of(&stored, Some(&Decoded::new(record)), &mut strings);
+        let Some((service, task)) = &decoded else {
+            panic!("a service's task");
+        };
+        assert_eq!(service, "web");
+        assert_eq!(task.id(), "t1");
+        assert_eq!(task.last_status, TaskStatus::Stopped);
+        assert_eq!(task.health, HealthStatus::Unhealthy);
+        assert_eq!(task.instance_id.as_deref(), Some("i1"));
+        assert_eq!(decoded, handed);
         // A decoded form that is not a task record is not trusted: the bytes are read.
-        let other = TaskHead::of_change(&stored, Some(&Decoded::new(7_u8)), &mut strings);
-        assert_eq!(format!("{decoded:?}"), format!("{other:?}"));
+        let other = service_task_of(&stored, Some(&Decoded::new(7_u8)), &mut strings);
+        assert_eq!(decoded, other);
         Ok(())
     }
 
     #[test]
-    fn a_task_keeps_the_head_of_its_latest_version() {
+    fn a_task_keeps_its_latest_version_and_holes_are_filled() {
         let mut index = ServiceIndex::default();
         let key = "/r/task/c/t1";
-        let task = |status: &str| {
+        let task = |id: &str, status: &str| {
             serde_json::json!({
-                "taskArn": "arn:aws:ecs:r:1:task/c/t1",
+                "taskArn": format!("arn:aws:ecs:r:1:task/c/{id}"),
                 "group": "service:web",
                 "lastStatus": status,
                 "desiredStatus": "RUNNING",
@@ -562,70 +572,107 @@ mod tests {
                 "containers": [{"name": "skipped"}],
             })
         };
-        index.apply_for_test(&batch(1, vec![Change::put(kv(key, task("PENDING"), 1))]));
-        index.apply_for_test(&batch(2, vec![Change::put(kv(key, task("RUNNING"), 2))]));
+        index.apply_for_test(&batch(
+            1,
+            vec![Change::put(kv(key, task("t1", "PENDING"), 1))],
+        ));
+        let before = index.tasks_of("r", "c", "web");
+        index.apply_for_test(&batch(
+            2,
+            vec![Change::put(kv(key, task("t1", "RUNNING"), 2))],
+        ));
         let tasks = index.tasks_of("r", "c", "web");
         assert_eq!(tasks.len(), 1);
-        let (found, indexed) = &tasks[0];
-        assert_eq!(&**found, key);
-        assert_eq!(indexed.mod_revision, 2);
-        let head = &indexed.head;
-        assert_eq!(head.last_status, Some(TaskStatus::Running));
-        assert_eq!(head.started_by.as_deref(), Some("ecs-svc/1"));
-        assert_eq!(head.health_status, Some(HealthStatus::Healthy));
-        assert_eq!(head.started_at, Some(1700000000.5));
-        assert_eq!(head.service(), Some("web"));
+        let found = &tasks[0];
+        assert_eq!(found.id(), "t1");
+        assert_eq!(found.last_status, TaskStatus::Running);
+        assert_eq!(&*found.deployment_id, "ecs-svc/1");
+        assert_eq!(found.health, HealthStatus::Healthy);
+        assert_eq!(found.started_at, Some(1700000000.5));
+        // A list a pass took is its own: later changes do not show in it.
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].last_status, TaskStatus::Pending);
+        drop(before);
 
-        // A second task of the service shares its owner; each key is held once.
-        let other = "/r/task/c/t2";
-        index.apply_for_test(&batch(5, vec![Change::put(kv(other, task("RUNNING"), 5))]));
-        let (Some(first), Some(second)) = (index.owners.get(key), index.owners.get(other)) else {
+        // More tasks of the service share its owner and the strings they repeat.
+        for (revision, id) in [(5, "t2"), (6, "t3"), (7, "t4")] {
+            let other = format!("/r/task/c/{id}");
+            index.apply_for_test(&batch(
+                revision,
+                vec![Change::put(kv(&other, task(id, "RUNNING"), revision))],
+            ));
+        }
+        let (Some(first), Some(second)) = (index.owners.get(key), index.owners.get("/r/task/c/t2"))
+        else {
             panic!("both tasks have an owner");
         };
-        assert!(Arc::ptr_eq(first, second));
-        for (task_key, _) in index.tasks_of("r", "c", "web") {
-            let Some((owned, _)) = index.owners.get_key_value(&*task_key) else {
-                panic!("{task_key} has an owner");
-            };
-            assert!(Arc::ptr_eq(owned, &task_key));
-        }
-        // The strings tasks repeat are one copy each.
-        let both = index.tasks_of("r", "c", "web");
-        let [(_, a), (_, b)] = both.as_slice() else {
-            panic!("two tasks");
-        };
-        for (x, y) in [
-            (&a.head.instance_id, &b.head.instance_id),
-            (&a.head.started_by, &b.head.started_by),
-            (&a.head.group, &b.head.group),
-        ] {
-            let (Some(x), Some(y)) = (x, y) else {
+        assert!(Arc::ptr_eq(&first.owner, &second.owner));
+        let all = index.tasks_of("r", "c", "web");
+        for pair in all.iter().collect::<Vec<_>>().windows(2) {
+            let (Some(x), Some(y)) = (&pair[0].instance_id, &pair[1].instance_id) else {
                 panic!("both set");
             };
             assert!(Arc::ptr_eq(x, y));
+            assert!(Arc::ptr_eq(&pair[0].deployment_id, &pair[1].deployment_id));
         }
-        drop(both);
+        drop(all);
         drop(tasks);
+        // A task from the middle goes: the last one takes its place.
         index.apply_for_test(&batch(
-            6,
+            8,
             vec![Change::Delete {
-                key: other.to_string(),
+                key: "/r/task/c/t2".to_string(),
             }],
         ));
+        assert_eq!(
+            index.keys_of("web"),
+            vec![key, "/r/task/c/t3", "/r/task/c/t4"]
+        );
+        let mut ids: Vec<String> = index
+            .tasks_of("r", "c", "web")
+            .iter()
+            .map(|t| t.id().to_string())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, vec!["t1", "t3", "t4"]);
+        // The last one goes.
+        let last = index
+            .tasks
+            .values()
+            .next()
+            .and_then(|t| t.keys.last().cloned());
+        if let Some(last) = last {
+            index.apply_for_test(&batch(
+                9,
+                vec![Change::Delete {
+                    key: last.to_string(),
+                }],
+            ));
+        }
+        assert_eq!(index.keys_of("web").len(), 2);
+        for other in ["/r/task/c/t3", "/r/task/c/t4"] {
+            index.apply_for_test(&batch(
+                10,
+                vec![Change::Delete {
+                    key: other.to_string(),
+                }],
+            ));
+        }
+        assert_eq!(index.keys_of("web"), vec![key]);
 
-        // Moved to another group (not a service's), then deleted: gone everywhere.
+        // Moved to another group (a service's), then deleted: gone everywhere.
         index.apply_for_test(&batch(
-            3,
+            11,
             vec![Change::put(kv(
                 key,
                 serde_json::json!({"group": "service:api", "lastStatus": "RUNNING"}),
-                3,
+                11,
             ))],
         ));
         assert!(index.tasks_of("r", "c", "web").is_empty());
-        assert_eq!(index.tasks_of("r", "c", "api").len(), 1);
+        assert_eq!(index.keys_of("api"), vec![key]);
         index.apply_for_test(&batch(
-            4,
+            12,
             vec![Change::Delete {
                 key: key.to_string(),
             }],

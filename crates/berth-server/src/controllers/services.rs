@@ -6,7 +6,7 @@
 //! nothing between passes that is not in the store, so after a crash it simply
 //! continues from what the store says.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +15,13 @@ use berth_model::arn::Scope;
 use berth_model::service::{
     DeploymentRolloutState, SchedulingStrategy, Service, ServiceEvent, ServiceStatus,
 };
-use berth_model::task::{HealthStatus, LaunchType, PropagateTags, TaskStatus, TaskStopCode};
+use berth_model::task::{LaunchType, PropagateTags, TaskStatus, TaskStopCode};
 use berth_sched::InstanceView;
 use berth_store::{ChangeBatch, Compare, Snapshot, Store, Txn};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask};
-use super::service_index::{self, IndexedTask, ServiceId, ServiceIndex, TaskHead};
+use super::plan::{self, EventKind, EventRecord, ServiceSpec, ServiceTask, TaskList};
+use super::service_index::{self, ServiceId, ServiceIndex};
 use crate::api::Ctx;
 use crate::api::Shared;
 use crate::api::container_instances::DRAINING;
@@ -301,7 +301,7 @@ async fn reconcile(
     account: &str,
     grace: Duration,
     id: &ServiceId,
-    indexed: &[(Arc<str>, IndexedTask)],
+    tasks: &TaskList,
 ) -> ApiResult<Duration> {
     let scope = Scope::new(id.region.clone(), account.to_string());
     let principal = scope.account_root_arn();
@@ -329,44 +329,17 @@ async fn reconcile(
         let now = ctx.now;
         let instance_list = shared.instances.instances(snapshot, &id.region, &id.cluster)?;
 
-        // The service's tasks, as the planner sees them: their heads as the index
-        // holds them. The index is at this snapshot's revision or later (so it holds
-        // every task the snapshot does, the ones this controller started included)
-        // and is one consistent state; a task the plan changes is read from the
-        // snapshot and written only if it is still at that revision, so a head newer
-        // than the snapshot makes the write fail and the pass retry, never overwrite.
-        let heads: Vec<(&str, &Arc<TaskHead>)> =
-            indexed.iter().map(|(task_key, task)| (&**task_key, &task.head)).collect();
+        // The service's tasks, as the planner sees them: the index's list. The index
+        // is at this snapshot's revision or later (so it holds every task the
+        // snapshot does, the ones this controller started included) and is one
+        // consistent state; a task the plan changes is read from the snapshot and
+        // written only if it is still at that revision, so a task newer than the
+        // snapshot makes the write fail and the pass retry, never overwrite.
         let kept = memo.as_ref().filter(|(revision, _, _)| !is_daemon && *revision == found.mod_revision);
         let (spec, mut outcome) = match kept {
             Some((_, spec, outcome)) => (spec.clone(), outcome.clone()),
             None => {
                 let started = Instant::now();
-                // Each task's instance is looked up only if one of the cluster's
-                // instances is DRAINING; zones and free resources are asked for
-                // (`Facts`) only by a plan that chooses tasks to stop.
-                let any_draining = instance_list.any_draining();
-                let mut tasks = Vec::with_capacity(heads.len());
-                for (_, record) in &heads {
-                    let instance_draining = any_draining
-                        && (record.instance_id.as_deref())
-                            .and_then(|instance| instance_list.get(instance))
-                            .is_some_and(|cached| cached.view.status == DRAINING);
-                    tasks.push(ServiceTask {
-                        task_arn: record.task_arn.clone().unwrap_or_default(),
-                        deployment_id: record.started_by.clone().unwrap_or_default(),
-                        last_status: record.last_status.unwrap_or(TaskStatus::Pending),
-                        desired_status: record.desired_status.unwrap_or(TaskStatus::Pending),
-                        health: record.health_status.unwrap_or(HealthStatus::Unknown),
-                        instance_id: record.instance_id.clone(),
-                        zone: None,
-                        instance_available: None,
-                        started_at: record.started_at,
-                        stop_code: record.stop_code,
-                        accounted: record.accounted,
-                        instance_draining,
-                    });
-                }
                 let mut deployments = Vec::new();
                 for deployment in record.service.deployments.iter().flatten() {
                     let arn = deployment.task_definition.clone().unwrap_or_default();
@@ -407,7 +380,7 @@ async fn reconcile(
                     record.service.desired_count = Some(i32::try_from(spec.desired_count).unwrap_or(i32::MAX));
                 }
                 let facts = Facts(&instance_list);
-                let outcome = plan::plan_with(&spec, &deployments, &tasks, &record.scheduler, now, &facts);
+                let outcome = plan::plan_with(&spec, &deployments, tasks, &record.scheduler, now, &facts);
                 if !is_daemon {
                     memo = Some((found.mod_revision, spec.clone(), outcome.clone()));
                 }
@@ -418,17 +391,18 @@ async fn reconcile(
 
         let mut txn = Txn::new().when(Compare::unchanged(&key, found.mod_revision));
         let mut wrote_tasks = false;
-        // Stops, and stopped tasks now counted.
-        let stops: HashMap<&str, &plan::Stop> = outcome.stop.iter().map(|s| (s.task_arn.as_str(), s)).collect();
-        let accounted_arns: BTreeSet<&str> = outcome.accounted.iter().map(String::as_str).collect();
-        for (task_key, head) in &heads {
-            let arn = head.task_arn.as_deref().unwrap_or_default();
-            let stop = stops.get(arn);
-            let accounted = accounted_arns.contains(arn);
-            if stop.is_none() && !accounted {
-                continue;
-            }
-            let Some(kv) = snapshot.get(task_key) else { continue };
+        // Stops, and stopped tasks now counted: each task's record, by the key its
+        // ARN names.
+        let mut changed: BTreeMap<&str, (Option<&plan::Stop>, bool)> = BTreeMap::new();
+        for stop in &outcome.stop {
+            changed.entry(stop.task_arn.as_str()).or_default().0 = Some(stop);
+        }
+        for arn in &outcome.accounted {
+            changed.entry(arn.as_str()).or_default().1 = true;
+        }
+        for (arn, (stop, accounted)) in changed {
+            let task_key = keys::task(&id.region, &id.cluster, plan::task_id(arn));
+            let Some(kv) = snapshot.get(&task_key) else { continue };
             let mut task: TaskRecord = state::decode_record(kv)?;
             if let Some(stop) = stop
                 && task.desired_status() != Some(TaskStatus::Stopped)
@@ -442,7 +416,7 @@ async fn reconcile(
             if accounted {
                 task.accounted = true;
             }
-            txn = state::put_task(txn.when(Compare::unchanged(*task_key, kv.mod_revision)), *task_key, task)?;
+            txn = state::put_task(txn.when(Compare::unchanged(&task_key, kv.mod_revision)), &task_key, task)?;
             wrote_tasks = true;
         }
         // Deployments as planned; a rollback makes the old task definition current.
@@ -577,7 +551,7 @@ async fn reconcile(
         record.service.pending_count = Some(i32::try_from(outcome.pending_count).unwrap_or(i32::MAX));
         record.scheduler = std::mem::take(&mut outcome.state);
         let draining = record.service.status.as_deref() == Some(ServiceStatus::Draining.as_str());
-        if draining && heads.iter().all(|(_, t)| t.last_status == Some(TaskStatus::Stopped)) && outcome.start.is_empty() {
+        if draining && tasks.iter().all(|t| t.last_status == TaskStatus::Stopped) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
         // Unchanged if it encodes to the bytes stored (records are written by this
@@ -611,6 +585,15 @@ impl plan::InstanceFacts for Facts<'_> {
 
     fn available(&self, task: &ServiceTask) -> Option<i64> {
         Some(self.of(task)?.view.remaining.memory)
+    }
+
+    /// Looked up only when one of the cluster's instances is DRAINING (which each
+    /// version of the instance cache works out once).
+    fn draining(&self, task: &ServiceTask) -> bool {
+        self.0.any_draining()
+            && self
+                .of(task)
+                .is_some_and(|cached| cached.view.status == DRAINING)
     }
 }
 
