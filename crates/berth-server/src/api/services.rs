@@ -19,7 +19,7 @@ use crate::controllers::plan::{Backoff, SchedulerState};
 use crate::state::{self, Versioned, keys};
 
 /// A service and the controller's bookkeeping for it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     #[serde(flatten)]
     pub service: Service,

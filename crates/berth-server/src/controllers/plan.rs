@@ -35,6 +35,13 @@ pub type Timestamp = f64;
 /// pass the whole list as an O(1) clone.
 pub type TaskList = imbl::Vector<ServiceTask>;
 
+/// The tasks of a [`TaskList`] in order, a leaf of the vector at a time: each step is
+/// a slice's, where the vector's own iterator looks every element up from the root.
+/// A plan walks its service's tasks several times.
+fn each(tasks: &TaskList) -> impl Iterator<Item = &ServiceTask> {
+    tasks.leaves().flatten()
+}
+
 /// The circuit breaker's smallest failure threshold. ECS: "The deployment circuit
 /// breaker has a minimum threshold of 3 and a maximum threshold of 200" (earlier
 /// editions of the guide said 10).
@@ -787,6 +794,27 @@ impl InstanceFacts for Carried {
     }
 }
 
+/// Finds tasks' deployments by position among a plan's deployments, remembering the
+/// last task's (tasks come in runs of one deployment, whose id they share).
+#[derive(Default)]
+struct DeploymentOf {
+    last: Option<(*const u8, Option<usize>)>,
+}
+
+impl DeploymentOf {
+    fn find(&mut self, deployments: &[Deployment], task: &ServiceTask) -> Option<usize> {
+        let id = &*task.deployment_id;
+        if let Some((at, found)) = self.last
+            && std::ptr::eq(at, id.as_ptr())
+        {
+            return found;
+        }
+        let found = deployments.iter().position(|d| d.id == id);
+        self.last = Some((id.as_ptr(), found));
+        found
+    }
+}
+
 struct Round<'a> {
     spec: &'a ServiceSpec,
     tasks: &'a TaskList,
@@ -880,7 +908,7 @@ impl<'a> Round<'a> {
         // A task of the PRIMARY deployment that reached RUNNING after the last
         // failure ends the run of consecutive failures.
         if let Some(last) = self.state.backoff.last_failure_at {
-            let started = self.tasks.iter().any(|t| {
+            let started = each(self.tasks).any(|t| {
                 self.is_primary_task(t)
                     && t.last_status == TaskStatus::Running
                     && t.started_at.is_some_and(|at| at >= last)
@@ -890,7 +918,7 @@ impl<'a> Round<'a> {
             }
         }
         let tasks = self.tasks;
-        for task in tasks.iter().filter(|t| t.is_stopped() && !t.accounted) {
+        for task in each(tasks).filter(|t| t.is_stopped() && !t.accounted) {
             self.accounted.push(task.task_arn.to_string());
             let Some(failure) = task.failure() else {
                 continue;
@@ -1011,7 +1039,7 @@ impl<'a> Round<'a> {
     /// healthy.
     fn wake_for_running_grace(&mut self, conditions: &[Option<Condition>]) {
         let grace = self.spec.running_grace.as_secs_f64();
-        for (task, condition) in self.tasks.iter().zip(conditions) {
+        for (task, condition) in each(self.tasks).zip(conditions) {
             if let (Some(Condition::Starting { running: true }), Some(at)) =
                 (condition, task.started_at)
             {
@@ -1031,7 +1059,7 @@ impl<'a> Round<'a> {
             return;
         };
         let conditions: Vec<Option<Condition>> =
-            self.tasks.iter().map(|t| self.condition(t)).collect();
+            each(self.tasks).map(|t| self.condition(t)).collect();
         self.wake_for_running_grace(&conditions);
         // "A deployment in a FAILED state doesn't launch any new tasks": a failed
         // PRIMARY (no rollback, or none possible) is left as it is.
@@ -1052,7 +1080,7 @@ impl<'a> Round<'a> {
         let mut primary_unhealthy = Vec::new();
         let mut old_healthy = Vec::new();
         let mut old_other = Vec::new();
-        for (i, (task, condition)) in self.tasks.iter().zip(&conditions).enumerate() {
+        for (i, (task, condition)) in each(self.tasks).zip(&conditions).enumerate() {
             let Some(condition) = condition else {
                 continue;
             };
@@ -1177,7 +1205,7 @@ impl<'a> Round<'a> {
 
         let in_flight = draining > 0
             || primary_starting > 0
-            || self.tasks.iter().zip(&conditions).any(|(t, c)| {
+            || each(self.tasks).zip(&conditions).any(|(t, c)| {
                 (*t.deployment_id != *primary_id || self.facts.draining(t))
                     && matches!(c, Some(Condition::Starting { .. }))
             });
@@ -1209,7 +1237,7 @@ impl<'a> Round<'a> {
             return;
         };
         let conditions: Vec<Option<Condition>> =
-            self.tasks.iter().map(|t| self.condition(t)).collect();
+            each(self.tasks).map(|t| self.condition(t)).collect();
         self.wake_for_running_grace(&conditions);
         let failed = self.deployments[p].rollout_state == RolloutState::Failed;
         let primary_id = self.deployments[p].id.clone();
@@ -1221,7 +1249,7 @@ impl<'a> Round<'a> {
         let mut stopping_on: HashSet<&str> = HashSet::new();
         let mut healthy = 0usize;
         let mut draining = 0usize;
-        for (i, (task, condition)) in tasks.iter().zip(&conditions).enumerate() {
+        for (i, (task, condition)) in each(tasks).zip(&conditions).enumerate() {
             let Some(condition) = condition else {
                 continue;
             };
@@ -1363,33 +1391,44 @@ impl<'a> Round<'a> {
         }
 
         // Counts: the tasks that stay wanted after this plan.
-        let mut stopping = vec![false; self.tasks.len()];
-        for &(i, _) in &self.stop {
-            stopping[i] = true;
-        }
+        let stopping: HashSet<usize> = self.stop.iter().map(|&(i, _)| i).collect();
         let mut running_count = 0u32;
         let mut pending_count = 0u32;
-        let mut per_deployment: FastMap<&str, (u32, u32)> = FastMap::default();
-        for (i, task) in self.tasks.iter().enumerate() {
-            if stopping[i]
-                || task.is_stopped()
+        // Per deployment (by position): RUNNING, PENDING, and not stopped. A task of
+        // an unknown deployment counts only in the totals.
+        let mut per_deployment = vec![(0u32, 0u32, 0usize); self.deployments.len()];
+        let mut of = DeploymentOf::default();
+        for (i, task) in each(self.tasks).enumerate() {
+            if task.is_stopped() {
+                continue;
+            }
+            let counts = of
+                .find(&self.deployments, task)
+                .map(|d| &mut per_deployment[d]);
+            let counts = match counts {
+                Some(counts) => {
+                    counts.2 += 1;
+                    Some(counts)
+                }
+                None => None,
+            };
+            if (!stopping.is_empty() && stopping.contains(&i))
                 || task.desired_status > TaskStatus::Running
                 || task.last_status > TaskStatus::Running
             {
                 continue;
             }
-            let entry = per_deployment.entry(&*task.deployment_id).or_default();
             if task.last_status == TaskStatus::Running {
-                entry.0 += 1;
                 running_count += 1;
+                if let Some(counts) = counts {
+                    counts.0 += 1;
+                }
             } else {
-                entry.1 += 1;
                 pending_count += 1;
+                if let Some(counts) = counts {
+                    counts.1 += 1;
+                }
             }
-        }
-        let mut live_per_deployment: FastMap<&str, usize> = FastMap::default();
-        for task in self.tasks.iter().filter(|t| !t.is_stopped()) {
-            *live_per_deployment.entry(&*task.deployment_id).or_default() += 1;
         }
 
         let primary_in_progress = self
@@ -1409,10 +1448,7 @@ impl<'a> Round<'a> {
         }
         let rollout_settled = !primary_in_progress || self.steady;
         for (i, deployment) in self.deployments.iter_mut().enumerate() {
-            let (running, pending) = per_deployment
-                .get(deployment.id.as_str())
-                .copied()
-                .unwrap_or_default();
+            let (running, pending, live) = per_deployment.get(i).copied().unwrap_or_default();
             deployment.running_count = running;
             deployment.pending_count = pending;
             if Some(i) == self.primary {
@@ -1422,9 +1458,7 @@ impl<'a> Round<'a> {
             deployment.desired_count = running + pending;
             // An older deployment is INACTIVE once its tasks are gone and the
             // PRIMARY's rollout is over (until then it may be rolled back to).
-            let drained = live_per_deployment
-                .get(deployment.id.as_str())
-                .is_none_or(|&n| n == 0);
+            let drained = live == 0;
             if deployment.status == DeploymentStatus::Active && drained && rollout_settled {
                 deployment.status = DeploymentStatus::Inactive;
             }
@@ -1518,12 +1552,12 @@ impl<'a, 'c> Spread<'a, 'c> {
         let (tasks, facts) = (self.tasks, self.facts);
         let counts = self.counts.get_or_insert_with(|| {
             let mut counts = SpreadCounts::default();
-            let counted = (self.conditions.iter().enumerate())
+            let counted = (each(tasks).zip(self.conditions))
                 .filter(|(_, c)| c.is_some_and(|c| c != Condition::Draining));
-            for (i, _) in counted {
-                *counts.zones.entry(facts.zone(&tasks[i])).or_insert(0) += 1;
+            for (task, _) in counted {
+                *counts.zones.entry(facts.zone(task)).or_insert(0) += 1;
                 *(counts.instances)
-                    .entry(tasks[i].instance_id.as_deref())
+                    .entry(task.instance_id.as_deref())
                     .or_insert(0) += 1;
             }
             counts

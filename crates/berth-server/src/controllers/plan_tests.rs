@@ -1179,6 +1179,75 @@ fn facts_given_apart_choose_as_facts_carried_and_are_asked_only_to_choose() {
 }
 
 #[test]
+fn a_list_shaped_by_many_changes_plans_as_the_same_tasks_in_a_slice() {
+    // A rolling update half done, 300 tasks over two deployments in every state,
+    // held in a vector whose leaves are of uneven sizes (tasks added at both ends
+    // and in the middle, some replaced, some removed), as the controller's index
+    // makes them.
+    let deployments = [
+        deployment(
+            "ecs-svc/1",
+            1,
+            DeploymentStatus::Active,
+            RolloutState::Completed,
+        ),
+        deployment(
+            "ecs-svc/2",
+            2,
+            DeploymentStatus::Primary,
+            RolloutState::InProgress,
+        ),
+    ];
+    let statuses = [
+        TaskStatus::Pending,
+        TaskStatus::Running,
+        TaskStatus::Stopped,
+    ];
+    let made = |n: usize| {
+        let deployment = if n % 3 == 0 { "ecs-svc/2" } else { "ecs-svc/1" };
+        let zone = ["a", "b", "c"][n % 3];
+        let instance = format!("i-{}", n % 17);
+        in_zone(
+            task(&format!("t{n}"), deployment, statuses[n % 3]),
+            zone,
+            &instance,
+        )
+    };
+    let mut list = TaskList::new();
+    for n in 0..300 {
+        match n % 4 {
+            0 => list.push_front(made(n)),
+            1 => list.push_back(made(n)),
+            _ => list.insert(list.len() / 2, made(n)),
+        }
+    }
+    for at in (0..list.len()).step_by(7) {
+        list.set(at, made(1000 + at));
+    }
+    for at in (0..40).map(|k| k * 5) {
+        list.remove(at);
+    }
+    assert!(
+        list.leaves().count() > list.len() / 64 + 1,
+        "leaves of uneven sizes"
+    );
+    let flat: Vec<ServiceTask> = list.iter().cloned().collect();
+    for (desired, min, max) in [
+        (300, 100, 200),
+        (200, 50, 100),
+        (120, 100, 150),
+        (400, 0, 100),
+    ] {
+        let spec = spec(desired, min, max);
+        let state = SchedulerState::default();
+        let from_list = plan_with(&spec, &deployments, &list, &state, T0, &Carried);
+        let from_slice = plan(&spec, &deployments, &flat, &state, T0);
+        assert_eq!(from_list, from_slice, "desired {desired}");
+        assert!(!from_list.stop.is_empty() || started(&from_list) > 0);
+    }
+}
+
+#[test]
 fn scale_in_stops_tasks_not_yet_running_first() {
     let deployments = [deployment(
         "ecs-svc/1",

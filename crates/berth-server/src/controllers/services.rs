@@ -554,8 +554,13 @@ async fn reconcile(
         if draining && tasks.iter().all(|t| t.last_status == TaskStatus::Stopped) && outcome.start.is_empty() {
             record.service.status = Some(ServiceStatus::Inactive.as_str().to_string());
         }
-        // Unchanged if it encodes to the bytes stored (records are written by this
-        // same encoder; a record stored in another form is written once more).
+        // Unchanged if it is the record read, or if it encodes to the bytes stored
+        // (records are written by this same encoder; a record stored in another form
+        // is written once more). Most passes change nothing, and comparing is
+        // cheaper than encoding a hundred events.
+        if !wrote_tasks && record == found.value {
+            return Ok((None, ()));
+        }
         let encoded = state::encode_record(&record)?;
         let stored = snapshot.get(&key).map(|kv| kv.value.as_ref());
         if !wrote_tasks && stored == Some(encoded.as_slice()) {
