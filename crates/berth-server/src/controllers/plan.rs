@@ -1039,12 +1039,15 @@ impl<'a> Round<'a> {
     /// healthy.
     fn wake_for_running_grace(&mut self, conditions: &[Option<Condition>]) {
         let grace = self.spec.running_grace.as_secs_f64();
+        let mut of = DeploymentOf::default();
         for (task, condition) in each(self.tasks).zip(conditions) {
-            if let (Some(Condition::Starting { running: true }), Some(at)) =
-                (condition, task.started_at)
-            {
-                let has_health_check = self
-                    .deployment_index(&task.deployment_id)
+            // The condition first: most tasks are not waiting for their grace, and
+            // their records need not be read again.
+            if *condition != Some(Condition::Starting { running: true }) {
+                continue;
+            }
+            if let Some(at) = task.started_at {
+                let has_health_check = (of.find(&self.deployments, task))
                     .is_some_and(|d| self.deployments[d].has_health_check);
                 if !has_health_check {
                     self.wake(at + grace);
@@ -1080,6 +1083,10 @@ impl<'a> Round<'a> {
         let mut primary_unhealthy = Vec::new();
         let mut old_healthy = Vec::new();
         let mut old_other = Vec::new();
+        // A task is the PRIMARY's if its deployment is found where the PRIMARY's id
+        // is first found (ids are compared once per run of tasks sharing one).
+        let mut of = DeploymentOf::default();
+        let primary_at = self.deployments.iter().position(|d| d.id == primary_id);
         for (i, (task, condition)) in each(self.tasks).zip(&conditions).enumerate() {
             let Some(condition) = condition else {
                 continue;
@@ -1087,7 +1094,7 @@ impl<'a> Round<'a> {
             live += 1;
             // A task on a DRAINING instance is replaced like an older deployment's.
             let on_draining = self.facts.draining(task);
-            let primary = *task.deployment_id == *primary_id && !on_draining;
+            let primary = of.find(&self.deployments, task) == primary_at && !on_draining;
             match condition {
                 Condition::Draining => draining += 1,
                 Condition::Healthy => {

@@ -47,6 +47,11 @@ const TICK: Duration = Duration::from_secs(1);
 const MAX_STARTS_PER_PASS: u32 = 250;
 /// The least time between the end of one round of passes and the start of the next.
 const PASS_GAP: Duration = Duration::from_millis(20);
+/// The gap after a round is also at least this many times what the round spent
+/// planning, so that recounting large services takes at most a quarter of the time
+/// (a plan walks its service's tasks, whatever it decides). Small services plan in
+/// microseconds and are paced by [`PASS_GAP`] alone.
+const GAP_PER_PLANNING: u32 = 3;
 /// How long a pass waits for the index to reach its snapshot's revision before it
 /// gives up (the next tick tries again).
 const CATCH_UP: Duration = Duration::from_secs(1);
@@ -164,11 +169,12 @@ pub async fn run(app: Arc<App>) {
     loop {
         // Changes that come while a round of passes runs or during the gap after it
         // wait for the next round, so a stream of small changes costs a round per gap
-        // rather than one per change. The gap is at least as long as the round spent
-        // planning: a plan costs the size of its service whatever it decides, so
-        // with large services and a stream of reports the controller recounts at
-        // most half of the time, and each round then has more to start. What a
-        // round spends starting tasks (placing, writing) is not waited for again.
+        // rather than one per change. The gap is at least three times as long as
+        // the round spent planning: a plan costs the size of its service whatever
+        // it decides, so with large services and a stream of reports the controller
+        // recounts at most a quarter of the time, and each round then has more to
+        // start. What a round spends starting tasks (placing, writing) is not
+        // waited for again.
         tokio::time::sleep(gap).await;
         // Which clusters' services to look at: on a tick all; on changes, those of
         // the clusters whose services, tasks or instances changed.
@@ -225,7 +231,7 @@ pub async fn run(app: Arc<App>) {
                 }
             }
         }
-        gap = PASS_GAP.max(planning);
+        gap = PASS_GAP.max(planning * GAP_PER_PLANNING);
     }
 }
 
