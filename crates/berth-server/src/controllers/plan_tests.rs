@@ -1204,7 +1204,11 @@ fn a_list_shaped_by_many_changes_plans_as_the_same_tasks_in_a_slice() {
         TaskStatus::Stopped,
     ];
     let made = |n: usize| {
-        let deployment = if n % 3 == 0 { "ecs-svc/2" } else { "ecs-svc/1" };
+        let deployment = if n.is_multiple_of(3) {
+            "ecs-svc/2"
+        } else {
+            "ecs-svc/1"
+        };
         let zone = ["a", "b", "c"][n % 3];
         let instance = format!("i-{}", n % 17);
         in_zone(
