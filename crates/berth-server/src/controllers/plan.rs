@@ -1409,16 +1409,10 @@ impl<'a> Round<'a> {
             if task.is_stopped() {
                 continue;
             }
-            let counts = of
-                .find(&self.deployments, task)
-                .map(|d| &mut per_deployment[d]);
-            let counts = match counts {
-                Some(counts) => {
-                    counts.2 += 1;
-                    Some(counts)
-                }
-                None => None,
-            };
+            let mut counts = (of.find(&self.deployments, task)).map(|d| &mut per_deployment[d]);
+            if let Some(counts) = counts.as_mut() {
+                counts.2 += 1;
+            }
             if (!stopping.is_empty() && stopping.contains(&i))
                 || task.desired_status > TaskStatus::Running
                 || task.last_status > TaskStatus::Running
