@@ -58,6 +58,10 @@ const FEED_CAPACITY: usize = 4096;
 /// How many WAL pages (4 KiB each, so up to 32 MiB) accumulate before SQLite copies
 /// them into the database file.
 const WAL_CHECKPOINT_PAGES: i64 = 8192;
+/// The writer's SQLite page cache, in KiB: the key index's interior and most of its
+/// leaves for a store of a million records (~80 MB of index), so that a write finds
+/// the pages it updates in memory instead of reading them back from the file.
+const CACHE_KIB: i64 = 64 * 1024;
 /// How long open waits for another holder of the file before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const SCHEMA_VERSION: i64 = 2;
@@ -315,6 +319,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     // records placed and then reported) are rewritten many times between
     // checkpoints, and each checkpoint copies a page once however often it changed.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    // SQLite's default page cache (2 MB) held a fraction of the key index's pages
+    // once a store had a hundred thousand records, so most writes read a page or two
+    // back from the file (4.4 reads per task started, at 100,000 tasks).
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     // Writing now takes the exclusive lock at once, so a second opener fails here.
     let tx = conn.unchecked_transaction().map_err(locked)?;
     tx.execute_batch(SCHEMA).map_err(locked)?;

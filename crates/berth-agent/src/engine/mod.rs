@@ -75,6 +75,10 @@ pub(crate) struct Shared {
     tasks: Mutex<HashMap<String, TaskHandle>>,
     /// The task ARN of each container id the engine owns.
     owners: Mutex<HashMap<String, String>>,
+    /// The runners that finished since the table was last pruned: task ARN and the
+    /// runner's number (`TaskHandle::runner`), so that a newer runner of the same task
+    /// is not taken for the finished one.
+    finished: Mutex<Vec<(String, u64)>>,
 }
 
 impl Shared {
@@ -84,6 +88,15 @@ impl Shared {
 
     fn owners(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn finished(&self) -> MutexGuard<'_, Vec<(String, u64)>> {
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A runner says it is done: its task stopped, was reported and cleaned up.
+    pub fn runner_finished(&self, task_arn: &str, runner: u64) {
+        self.finished().push((task_arn.to_owned(), runner));
     }
 
     pub fn own(&self, container_id: &str, task_arn: &str) {
@@ -127,6 +140,7 @@ impl TaskEngine {
             reports,
             tasks: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),
+            finished: Mutex::new(Vec::new()),
         });
         let router = tokio::spawn(route(Arc::downgrade(&shared), events));
         Self {
@@ -192,7 +206,22 @@ impl TaskEngine {
             // A finished task the control plane no longer lists is done with: its last
             // report waits in the session until acknowledged, so nothing is lost by
             // forgetting it here, and the agent does not grow with every task it ran.
-            table.retain(|arn, handle| listed.contains(arn) || !handle.finished());
+            // Only the runners that said they finished are looked at, not the whole
+            // table: a delta costs what it carries, not the number of tasks here.
+            let mut finished = shared.finished();
+            finished.retain(|(arn, runner)| {
+                if listed.contains(arn) {
+                    // Listed again: kept until a delta that does not list it.
+                    return true;
+                }
+                if table
+                    .get(arn)
+                    .is_some_and(|handle| handle.runner == *runner)
+                {
+                    table.remove(arn);
+                }
+                false
+            });
         }
         if full_state {
             table.retain(|arn, handle| {
@@ -204,6 +233,12 @@ impl TaskEngine {
                 }
                 handle.send(TaskInput::Stop(StopCause::new(NOT_DESIRED, None)));
                 true
+            });
+            // Notices of runners forgotten just now have nothing left to prune.
+            shared.finished().retain(|(arn, runner)| {
+                table
+                    .get(arn)
+                    .is_some_and(|handle| handle.runner == *runner)
             });
         }
     }

@@ -4,6 +4,7 @@
 //! reports every change.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_proto::{DesiredTask, TaskStateChange};
 use tokio::sync::{mpsc, watch};
@@ -30,6 +31,9 @@ pub(crate) struct TaskHandle {
     pub inbox: mpsc::UnboundedSender<TaskInput>,
     pub known: watch::Receiver<TaskStateChange>,
     pub join: Option<tokio::task::JoinHandle<()>>,
+    /// This runner's number, unique in the process: tells it from a later runner of
+    /// the same task when it says it finished.
+    pub runner: u64,
 }
 
 impl TaskHandle {
@@ -52,7 +56,9 @@ pub(crate) fn spawn(model: TaskModel, shared: Arc<Shared>, resync_first: bool) -
     let (inbox, receiver) = mpsc::unbounded_channel();
     let initial = report::task_state_change(&model, new_message_id());
     let (known, watcher) = watch::channel(initial);
+    let number = RUNNERS.fetch_add(1, Ordering::Relaxed);
     let runner = Runner {
+        number,
         model,
         shared,
         inbox: receiver,
@@ -65,6 +71,7 @@ pub(crate) fn spawn(model: TaskModel, shared: Arc<Shared>, resync_first: bool) -
         inbox,
         known: watcher,
         join: Some(join),
+        runner: number,
     }
 }
 
@@ -72,7 +79,11 @@ pub(crate) fn new_message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Runners started in this process, for their numbers.
+static RUNNERS: AtomicU64 = AtomicU64::new(0);
+
 struct Runner {
+    number: u64,
     model: TaskModel,
     shared: Arc<Shared>,
     inbox: mpsc::UnboundedReceiver<TaskInput>,
@@ -100,6 +111,8 @@ impl Runner {
                 self.dispatch(action);
             }
             if self.model.cleanup_done {
+                self.shared
+                    .runner_finished(&self.model.task_arn, self.number);
                 return;
             }
             let deadline = plan::next_deadline(&self.model);

@@ -606,6 +606,44 @@ async fn an_essential_exit_stops_the_task() -> TestResult {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_finished_task_is_forgotten_by_the_first_delta_that_does_not_list_it() -> TestResult {
+    let mut h = Harness::new();
+    let t1 = desired("t1", two_containers())?;
+    h.engine.apply(vec![t1.clone()], false);
+    h.wait_status("t1", TaskStatus::Running).await?;
+    h.engine.apply(vec![stopping(t1.clone(), "done")], false);
+    h.wait_status("t1", TaskStatus::Stopped).await?;
+    // Its runner says it finished once the containers are cleaned up.
+    let deadline = Instant::now() + DEADLINE;
+    while h.engine.shared.finished().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.engine.shared.finished().len(), 1);
+    assert_eq!(h.fake.container_count(), 0);
+    // A delta that lists it again keeps it (its definition goes to the finished
+    // runner and is ignored; nothing starts again).
+    h.engine.apply(vec![stopping(t1, "done")], false);
+    assert!(h.engine.known_state(&task_arn("t1")).is_some());
+    assert_eq!(h.engine.shared.finished().len(), 1);
+    // The next delta that does not list it forgets it, and the notice with it.
+    h.engine
+        .apply(vec![desired("t2", two_containers())?], false);
+    assert!(h.engine.known_state(&task_arn("t1")).is_none());
+    assert!(h.engine.known_state(&task_arn("t2")).is_some());
+    assert!(h.engine.shared.finished().is_empty());
+    h.wait_status("t2", TaskStatus::Running).await?;
+    assert_eq!(
+        h.runtime
+            .calls()
+            .iter()
+            .filter(|call| **call == Call::Start(name("t1", "app")))
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_non_essential_exit_does_not_stop_the_task() -> TestResult {
     let mut h = Harness::new();
     h.engine
