@@ -286,10 +286,14 @@ async fn serve(
                             // Most changes are the agent's own reports, already known to it:
                             // only a task with something to send is read (decoded, unless
                             // its writer handed the record over).
-                            if payloads.has_news(&id, stopped, desired)
-                                && let Some(record) = record.or_else(|| state::decode_record(&kv).ok().map(Arc::new))
-                            {
-                                changed.push(HeldRecord { mod_revision: kv.mod_revision, record });
+                            if payloads.has_news(&id, stopped, desired) {
+                                if let Some(record) = record.or_else(|| state::decode_record(&kv).ok().map(Arc::new)) {
+                                    changed.push(HeldRecord { mod_revision: kv.mod_revision, record });
+                                }
+                            } else if let Some(record) = record {
+                                // Most often the agent's own report, recorded: a task
+                                // still starting will be reported on again soon.
+                                payloads.hold_reported(&id, HeldRecord { mod_revision: kv.mod_revision, record });
                             }
                         }
                         Push::Resync => resync = true,

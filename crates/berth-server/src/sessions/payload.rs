@@ -163,6 +163,23 @@ impl Payloads {
         Ok((!tasks.is_empty()).then(|| self.message(tasks, false)))
     }
 
+    /// Holds `held`, a version of task `id` that its agent's own report just wrote,
+    /// when the agent will soon report on it again (the task has not reached RUNNING:
+    /// its start is under way), so that report too finds its record decoded. A task
+    /// further along has nothing imminent to report: whatever is held of it goes.
+    /// Only tasks sent to this agent, and within [`MAX_HELD`].
+    pub fn hold_reported(&mut self, id: &str, held: HeldRecord) {
+        let starting = held
+            .record
+            .last_status()
+            .is_none_or(|status| status < TaskStatus::Running);
+        if !starting || !self.sent.contains_key(id) {
+            self.held.remove(id);
+        } else if self.held.len() < MAX_HELD || self.held.contains_key(id) {
+            self.held.insert(id.into(), held);
+        }
+    }
+
     /// The record last sent of task `id`, if the agent has not reported on it since;
     /// it is given once (the report about to be recorded writes a newer version).
     pub fn take_held(&mut self, id: &str) -> Option<HeldRecord> {
@@ -265,5 +282,44 @@ mod tests {
             "stopped"
         );
         assert!(payloads.sent.is_empty(), "a stopped task is forgotten");
+    }
+
+    fn held(status: TaskStatus, mod_revision: i64) -> HeldRecord {
+        let task = berth_model::task::Task {
+            last_status: Some(status.as_str().to_string()),
+            ..Default::default()
+        };
+        HeldRecord {
+            mod_revision,
+            record: Arc::new(TaskRecord {
+                task,
+                reserved: Default::default(),
+                released: false,
+                accounted: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_reported_version_is_held_while_its_task_is_still_starting() {
+        let mut payloads = Payloads::new("arn:cluster", "arn:instance");
+        payloads.sent.insert("t1".into(), DesiredStatus::Running);
+        payloads.hold_reported("t1", held(TaskStatus::Pending, 5));
+        let taken = payloads.take_held("t1").map(|h| h.mod_revision);
+        assert_eq!(taken, Some(5), "a PENDING task's RUNNING report follows");
+        assert!(payloads.take_held("t1").is_none(), "given once");
+
+        payloads.hold_reported("t1", held(TaskStatus::Pending, 6));
+        payloads.hold_reported("t1", held(TaskStatus::Running, 7));
+        assert!(
+            payloads.take_held("t1").is_none(),
+            "RUNNING: nothing imminent, and the older version is not kept"
+        );
+
+        payloads.hold_reported("t2", held(TaskStatus::Pending, 8));
+        assert!(
+            payloads.take_held("t2").is_none(),
+            "never sent to this agent"
+        );
     }
 }
