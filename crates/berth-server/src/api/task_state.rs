@@ -127,9 +127,29 @@ fn container_status_str(status: ContainerStatus) -> &'static str {
     }
 }
 
-/// Folds `known` into the task record; returns whether anything changed.
+/// Sets `slot` to `value`; whether that changed it.
+fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    if *slot == value {
+        return false;
+    }
+    *slot = value;
+    true
+}
+
+/// Sets `slot` to `value` if it is empty; whether that changed it.
+fn set_if_none<T>(slot: &mut Option<T>, value: impl FnOnce() -> T) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(value());
+    true
+}
+
+/// Folds `known` into the task record; returns whether anything changed. Each member
+/// says whether it changed as it is set (a report comes with every state change, and
+/// a copy of the whole task to compare against cost more than the merge itself).
 fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
-    let before = record.task.clone();
+    let mut changed = false;
     let task = &mut record.task;
     for reported in &known.containers {
         let Some(container) = task
@@ -140,80 +160,92 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
         else {
             continue;
         };
-        if let Some(id) = &reported.runtime_id {
+        if let Some(id) = &reported.runtime_id
+            && container.runtime_id.as_ref() != Some(id)
+        {
             container.runtime_id = Some(id.clone());
+            changed = true;
         }
-        if let Some(digest) = &reported.image_digest {
+        if let Some(digest) = &reported.image_digest
+            && container.image_digest.as_ref() != Some(digest)
+        {
             container.image_digest = Some(digest.clone());
+            changed = true;
         }
         if let Some(status) = reported.status {
             let status = container_status_str(status);
-            if container_rank(Some(status)) >= container_rank(container.last_status.as_deref()) {
+            if container_rank(Some(status)) >= container_rank(container.last_status.as_deref())
+                && container.last_status.as_deref() != Some(status)
+            {
                 container.last_status = Some(status.to_string());
+                changed = true;
             }
         }
         if reported.exit_code.is_some() {
-            container.exit_code = reported.exit_code;
+            changed |= set(&mut container.exit_code, reported.exit_code);
         }
-        if reported.reason.is_some() {
+        if reported.reason.is_some() && container.reason != reported.reason {
             container.reason = reported.reason.clone();
+            changed = true;
         }
         if let Some(bindings) = &reported.network_bindings
             && (!bindings.is_empty() || container.last_status.as_deref() != Some("RUNNING"))
+            && container.network_bindings.as_ref() != Some(bindings)
         {
             container.network_bindings = Some(bindings.clone());
+            changed = true;
         }
         if reported.health_status.is_some() {
-            container.health_status = reported.health_status;
+            changed |= set(&mut container.health_status, reported.health_status);
         }
     }
     let current = task.last_status.as_deref().and_then(TaskStatus::parse);
     if let Some(status) = known.status
         && current.is_none_or(|current| status > current)
+        && task.last_status.as_deref() != Some(status.as_str())
     {
         task.last_status = Some(status.as_str().to_string());
+        changed = true;
     }
     let status = task.last_status.as_deref().and_then(TaskStatus::parse);
-    if status >= Some(TaskStatus::Running)
-        && status < Some(TaskStatus::Stopped)
-        && task.started_at.is_none()
-    {
-        task.started_at = Some(known.started_at.unwrap_or(now));
+    if status >= Some(TaskStatus::Running) && status < Some(TaskStatus::Stopped) {
+        changed |= set_if_none(&mut task.started_at, || known.started_at.unwrap_or(now));
     }
-    if status >= Some(TaskStatus::Deactivating) && task.stopping_at.is_none() {
-        task.stopping_at = Some(now);
+    if status >= Some(TaskStatus::Deactivating) {
+        changed |= set_if_none(&mut task.stopping_at, || now);
     }
     if status == Some(TaskStatus::Stopped) {
-        task.desired_status = Some(TaskStatus::Stopped.as_str().to_string());
-        task.stopped_at.get_or_insert(now);
-        task.execution_stopped_at
-            .get_or_insert(known.execution_stopped_at.unwrap_or(now));
+        if task.desired_status.as_deref() != Some(TaskStatus::Stopped.as_str()) {
+            task.desired_status = Some(TaskStatus::Stopped.as_str().to_string());
+            changed = true;
+        }
+        changed |= set_if_none(&mut task.stopped_at, || now);
+        changed |= set_if_none(&mut task.execution_stopped_at, || {
+            known.execution_stopped_at.unwrap_or(now)
+        });
     }
     // The first reason wins: a StopTask's reason is not replaced by the agent's.
-    if task.stopped_reason.is_none()
-        && known.reason.is_some()
+    if let Some(reason) = &known.reason
         && status >= Some(TaskStatus::Deactivating)
     {
-        task.stopped_reason = known.reason.clone();
+        changed |= set_if_none(&mut task.stopped_reason, || reason.clone());
     }
-    if task.stop_code.is_none()
-        && known.stop_code.is_some()
+    if let Some(code) = known.stop_code
         && status >= Some(TaskStatus::Deactivating)
     {
-        task.stop_code = known.stop_code;
+        changed |= set_if_none(&mut task.stop_code, || code);
     }
     if known.health_status.is_some() {
-        task.health_status = known.health_status;
+        changed |= set(&mut task.health_status, known.health_status);
     }
-    if known.pull_started_at.is_some() && task.pull_started_at.is_none() {
-        task.pull_started_at = known.pull_started_at;
+    if let Some(at) = known.pull_started_at {
+        changed |= set_if_none(&mut task.pull_started_at, || at);
     }
-    if known.pull_stopped_at.is_some() && task.pull_stopped_at.is_none() {
-        task.pull_stopped_at = known.pull_stopped_at;
+    if let Some(at) = known.pull_stopped_at {
+        changed |= set_if_none(&mut task.pull_stopped_at, || at);
     }
-    let changed = record.task != before;
     if changed {
-        record.task.version = Some(record.task.version.unwrap_or(0) + 1);
+        task.version = Some(task.version.unwrap_or(0) + 1);
     }
     changed
 }
@@ -448,6 +480,327 @@ impl Decide<'_> {
 mod tests {
     use super::*;
     use berth_store::TxnOutcome;
+
+    fn fresh_record() -> TaskRecord {
+        let container = |name: &str| berth_model::task::Container {
+            name: Some(name.to_string()),
+            last_status: Some("PENDING".to_string()),
+            network_bindings: Some(Vec::new()),
+            ..Default::default()
+        };
+        TaskRecord {
+            task: berth_model::task::Task {
+                last_status: Some("PENDING".to_string()),
+                desired_status: Some("RUNNING".to_string()),
+                containers: Some(vec![container("app"), container("sidecar")]),
+                version: Some(1),
+                ..Default::default()
+            },
+            reserved: Default::default(),
+            released: false,
+            accounted: false,
+        }
+    }
+
+    fn seen(name: &str, status: ContainerStatus) -> KnownContainer {
+        KnownContainer {
+            name: name.to_string(),
+            runtime_id: Some(format!("id-{name}")),
+            status: Some(status),
+            network_bindings: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+
+    /// A life of reports, each sent twice (a re-sent report changes nothing), with
+    /// every member merge reads set somewhere.
+    fn reports() -> Vec<KnownState> {
+        let pending = KnownState {
+            status: Some(TaskStatus::Pending),
+            containers: vec![seen("app", ContainerStatus::Pending)],
+            pull_started_at: Some(10.0),
+            ..Default::default()
+        };
+        let pulled = KnownState {
+            pull_stopped_at: Some(11.0),
+            containers: vec![
+                KnownContainer {
+                    image_digest: Some("sha256:1".to_string()),
+                    ..seen("app", ContainerStatus::Pending)
+                },
+                seen("sidecar", ContainerStatus::Pending),
+            ],
+            ..pending.clone()
+        };
+        let binding = NetworkBinding {
+            bind_ip: Some("0.0.0.0".to_string()),
+            container_port: Some(80),
+            host_port: Some(32768),
+            ..NetworkBinding::default()
+        };
+        let running = KnownState {
+            status: Some(TaskStatus::Running),
+            started_at: Some(12.0),
+            health_status: Some(HealthStatus::Unknown),
+            containers: vec![
+                KnownContainer {
+                    network_bindings: Some(vec![binding.clone()]),
+                    health_status: Some(HealthStatus::Unknown),
+                    ..seen("app", ContainerStatus::Running)
+                },
+                seen("sidecar", ContainerStatus::Running),
+                seen("not-in-the-task", ContainerStatus::Running),
+            ],
+            ..pulled.clone()
+        };
+        let healthy = KnownState {
+            health_status: Some(HealthStatus::Healthy),
+            containers: vec![KnownContainer {
+                network_bindings: Some(vec![binding]),
+                health_status: Some(HealthStatus::Healthy),
+                ..seen("app", ContainerStatus::Running)
+            }],
+            ..running.clone()
+        };
+        // An older report arriving late: statuses do not go back.
+        let late = pending.clone();
+        let exited = KnownState {
+            status: Some(TaskStatus::Stopping),
+            reason: Some("Essential container in task exited".to_string()),
+            stop_code: Some(TaskStopCode::EssentialContainerExited),
+            containers: vec![KnownContainer {
+                exit_code: Some(2),
+                reason: Some("exited".to_string()),
+                ..seen("app", ContainerStatus::Stopped)
+            }],
+            ..healthy.clone()
+        };
+        let stopped = KnownState {
+            status: Some(TaskStatus::Stopped),
+            execution_stopped_at: Some(20.0),
+            reason: Some("a later reason does not replace the first".to_string()),
+            containers: vec![seen("sidecar", ContainerStatus::Stopped)],
+            ..exited.clone()
+        };
+        [pending, pulled, running, healthy, late, exited, stopped]
+            .into_iter()
+            .flat_map(|report| [report.clone(), report])
+            .collect()
+    }
+
+    /// One member at a time: the record made ready for it, and a report that changes
+    /// that member only.
+    fn one_member_changes() -> Vec<(&'static str, TaskRecord, KnownState)> {
+        let base = fresh_record();
+        let with = |edit: &dyn Fn(&mut berth_model::task::Task)| {
+            let mut record = base.clone();
+            edit(&mut record.task);
+            record
+        };
+        let app = |edit: &dyn Fn(&mut KnownContainer)| {
+            let mut container = KnownContainer {
+                name: "app".to_string(),
+                ..Default::default()
+            };
+            edit(&mut container);
+            KnownState {
+                containers: vec![container],
+                ..Default::default()
+            }
+        };
+        let stopped_all_set = |task: &mut berth_model::task::Task| {
+            task.last_status = Some("STOPPED".to_string());
+            task.desired_status = Some("STOPPED".to_string());
+            task.stopping_at = Some(1.0);
+            task.stopped_at = Some(1.0);
+            task.execution_stopped_at = Some(1.0);
+            task.stopped_reason = Some("r".to_string());
+            task.stop_code = Some(TaskStopCode::UserInitiated);
+        };
+        let stopped = |reason: Option<&str>, code: Option<TaskStopCode>| KnownState {
+            status: Some(TaskStatus::Stopped),
+            reason: reason.map(str::to_string),
+            stop_code: code,
+            ..Default::default()
+        };
+        let binding = NetworkBinding {
+            host_port: Some(32768),
+            ..NetworkBinding::default()
+        };
+        vec![
+            (
+                "runtime id",
+                base.clone(),
+                app(&|c| c.runtime_id = Some("id".into())),
+            ),
+            (
+                "image digest",
+                base.clone(),
+                app(&|c| c.image_digest = Some("sha256:1".into())),
+            ),
+            (
+                "container status",
+                base.clone(),
+                app(&|c| c.status = Some(ContainerStatus::Running)),
+            ),
+            ("exit code", base.clone(), app(&|c| c.exit_code = Some(2))),
+            (
+                "container reason",
+                base.clone(),
+                app(&|c| c.reason = Some("why".into())),
+            ),
+            (
+                "bindings",
+                base.clone(),
+                app(&|c| c.network_bindings = Some(vec![binding.clone()])),
+            ),
+            (
+                "container health",
+                base.clone(),
+                app(&|c| c.health_status = Some(HealthStatus::Healthy)),
+            ),
+            (
+                "task status",
+                with(&|t| t.started_at = Some(1.0)),
+                KnownState {
+                    status: Some(TaskStatus::Running),
+                    ..Default::default()
+                },
+            ),
+            (
+                "startedAt",
+                with(&|t| t.last_status = Some("RUNNING".to_string())),
+                KnownState {
+                    status: Some(TaskStatus::Running),
+                    ..Default::default()
+                },
+            ),
+            (
+                "stoppingAt",
+                with(&|t| {
+                    t.last_status = Some("STOPPING".to_string());
+                    t.started_at = Some(1.0);
+                }),
+                KnownState {
+                    status: Some(TaskStatus::Stopping),
+                    ..Default::default()
+                },
+            ),
+            (
+                "desired STOPPED",
+                with(&|t| {
+                    stopped_all_set(t);
+                    t.desired_status = Some("RUNNING".into());
+                }),
+                stopped(None, None),
+            ),
+            (
+                "stoppedAt",
+                with(&|t| {
+                    stopped_all_set(t);
+                    t.stopped_at = None;
+                }),
+                stopped(None, None),
+            ),
+            (
+                "executionStoppedAt",
+                with(&|t| {
+                    stopped_all_set(t);
+                    t.execution_stopped_at = None;
+                }),
+                stopped(None, None),
+            ),
+            (
+                "stoppedReason",
+                with(&|t| {
+                    stopped_all_set(t);
+                    t.stopped_reason = None;
+                }),
+                stopped(Some("why"), None),
+            ),
+            (
+                "stopCode",
+                with(&|t| {
+                    stopped_all_set(t);
+                    t.stop_code = None;
+                }),
+                stopped(None, Some(TaskStopCode::EssentialContainerExited)),
+            ),
+            (
+                "task health",
+                base.clone(),
+                KnownState {
+                    health_status: Some(HealthStatus::Healthy),
+                    ..Default::default()
+                },
+            ),
+            (
+                "pullStartedAt",
+                base.clone(),
+                KnownState {
+                    pull_started_at: Some(1.0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "pullStoppedAt",
+                base.clone(),
+                KnownState {
+                    pull_stopped_at: Some(1.0),
+                    ..Default::default()
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_change_to_any_one_member_is_seen_and_recorded_once() {
+        for (member, mut record, known) in one_member_changes() {
+            let before = record.task.clone();
+            assert!(merge(&mut record, &known, 50.0), "{member}: not seen");
+            let mut after = record.task.clone();
+            after.version = before.version;
+            assert_ne!(after, before, "{member}: nothing changed");
+            let again = record.task.clone();
+            assert!(!merge(&mut record, &known, 60.0), "{member}: seen twice");
+            assert_eq!(record.task, again, "{member}: changed by the same report");
+        }
+    }
+
+    #[test]
+    fn merge_says_changed_exactly_when_the_task_changed() {
+        let mut record = fresh_record();
+        let mut changes = 0;
+        for (at, known) in reports().iter().enumerate() {
+            let before = record.task.clone();
+            let changed = merge(&mut record, known, 100.0 + at as f64);
+            let mut after = record.task.clone();
+            if changed {
+                assert_eq!(after.version, before.version.map(|v| v + 1), "report {at}");
+                changes += 1;
+            }
+            after.version = before.version;
+            assert_eq!(changed, after != before, "report {at}: {known:?}");
+        }
+        // Every report's first sending changed something but the late one; no
+        // second sending did.
+        assert_eq!(changes, 6);
+        let task = &record.task;
+        assert_eq!(task.last_status.as_deref(), Some("STOPPED"));
+        assert_eq!(task.desired_status.as_deref(), Some("STOPPED"));
+        assert_eq!(
+            task.stopped_reason.as_deref(),
+            Some("Essential container in task exited")
+        );
+        assert_eq!(
+            (task.pull_started_at, task.pull_stopped_at),
+            (Some(10.0), Some(11.0))
+        );
+        assert_eq!(
+            (task.started_at, task.execution_stopped_at),
+            (Some(12.0), Some(20.0))
+        );
+    }
 
     const INSTANCE: &str = "arn:aws:ecs:r:1:container-instance/c/i1";
 
