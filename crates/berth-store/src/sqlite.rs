@@ -322,9 +322,8 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     // records placed and then reported) are rewritten many times between
     // checkpoints, and each checkpoint copies a page once however often it changed.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
-    // SQLite's default page cache (2 MB) held a fraction of the key index's pages
-    // once a store had a hundred thousand records, so most writes read a page or two
-    // back from the file (4.4 reads per task started, at 100,000 tasks).
+    // SQLite's default (2 MB) left most writes reading a page or two back from the
+    // file once a store held a hundred thousand records: see CACHE_KIB.
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     // Writing now takes the exclusive lock at once, so a second opener fails here.
     let tx = conn.unchecked_transaction().map_err(locked)?;

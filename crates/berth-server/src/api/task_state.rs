@@ -12,6 +12,7 @@ use berth_model::task::{HealthStatus, NetworkBinding, TaskStatus, TaskStopCode};
 use berth_model::task_definition::TransportProtocol;
 use berth_model::{ApiError, ApiResult};
 use berth_proto::ContainerStatus;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -136,6 +137,16 @@ fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
     true
 }
 
+/// Sets `slot` to a copy of `value` unless it holds that already (no copy is made
+/// then); whether that changed it.
+fn set_to<T: ToOwned + PartialEq + ?Sized>(slot: &mut Option<T::Owned>, value: &T) -> bool {
+    if slot.as_ref().map(Borrow::borrow) == Some(value) {
+        return false;
+    }
+    *slot = Some(value.to_owned());
+    true
+}
+
 /// Sets `slot` to `value` if it is empty; whether that changed it.
 fn set_if_none<T>(slot: &mut Option<T>, value: impl FnOnce() -> T) -> bool {
     if slot.is_some() {
@@ -160,40 +171,28 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
         else {
             continue;
         };
-        if let Some(id) = &reported.runtime_id
-            && container.runtime_id.as_ref() != Some(id)
-        {
-            container.runtime_id = Some(id.clone());
-            changed = true;
+        if let Some(id) = &reported.runtime_id {
+            changed |= set_to(&mut container.runtime_id, id.as_str());
         }
-        if let Some(digest) = &reported.image_digest
-            && container.image_digest.as_ref() != Some(digest)
-        {
-            container.image_digest = Some(digest.clone());
-            changed = true;
+        if let Some(digest) = &reported.image_digest {
+            changed |= set_to(&mut container.image_digest, digest.as_str());
         }
         if let Some(status) = reported.status {
             let status = container_status_str(status);
-            if container_rank(Some(status)) >= container_rank(container.last_status.as_deref())
-                && container.last_status.as_deref() != Some(status)
-            {
-                container.last_status = Some(status.to_string());
-                changed = true;
+            if container_rank(Some(status)) >= container_rank(container.last_status.as_deref()) {
+                changed |= set_to(&mut container.last_status, status);
             }
         }
         if reported.exit_code.is_some() {
             changed |= set(&mut container.exit_code, reported.exit_code);
         }
-        if reported.reason.is_some() && container.reason != reported.reason {
-            container.reason = reported.reason.clone();
-            changed = true;
+        if let Some(reason) = &reported.reason {
+            changed |= set_to(&mut container.reason, reason.as_str());
         }
         if let Some(bindings) = &reported.network_bindings
             && (!bindings.is_empty() || container.last_status.as_deref() != Some("RUNNING"))
-            && container.network_bindings.as_ref() != Some(bindings)
         {
-            container.network_bindings = Some(bindings.clone());
-            changed = true;
+            changed |= set_to(&mut container.network_bindings, bindings.as_slice());
         }
         if reported.health_status.is_some() {
             changed |= set(&mut container.health_status, reported.health_status);
@@ -202,10 +201,8 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
     let current = task.last_status.as_deref().and_then(TaskStatus::parse);
     if let Some(status) = known.status
         && current.is_none_or(|current| status > current)
-        && task.last_status.as_deref() != Some(status.as_str())
     {
-        task.last_status = Some(status.as_str().to_string());
-        changed = true;
+        changed |= set_to(&mut task.last_status, status.as_str());
     }
     let status = task.last_status.as_deref().and_then(TaskStatus::parse);
     if status >= Some(TaskStatus::Running) && status < Some(TaskStatus::Stopped) {
@@ -215,10 +212,7 @@ fn merge(record: &mut TaskRecord, known: &KnownState, now: f64) -> bool {
         changed |= set_if_none(&mut task.stopping_at, || now);
     }
     if status == Some(TaskStatus::Stopped) {
-        if task.desired_status.as_deref() != Some(TaskStatus::Stopped.as_str()) {
-            task.desired_status = Some(TaskStatus::Stopped.as_str().to_string());
-            changed = true;
-        }
+        changed |= set_to(&mut task.desired_status, TaskStatus::Stopped.as_str());
         changed |= set_if_none(&mut task.stopped_at, || now);
         changed |= set_if_none(&mut task.execution_stopped_at, || {
             known.execution_stopped_at.unwrap_or(now)

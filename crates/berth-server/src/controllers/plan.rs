@@ -1047,7 +1047,8 @@ impl<'a> Round<'a> {
                 continue;
             }
             if let Some(at) = task.started_at {
-                let has_health_check = (of.find(&self.deployments, task))
+                let has_health_check = of
+                    .find(&self.deployments, task)
                     .is_some_and(|d| self.deployments[d].has_health_check);
                 if !has_health_check {
                     self.wake(at + grace);
@@ -1409,7 +1410,9 @@ impl<'a> Round<'a> {
             if task.is_stopped() {
                 continue;
             }
-            let mut counts = (of.find(&self.deployments, task)).map(|d| &mut per_deployment[d]);
+            let mut counts = of
+                .find(&self.deployments, task)
+                .map(|d| &mut per_deployment[d]);
             if let Some(counts) = counts.as_mut() {
                 counts.2 += 1;
             }

@@ -154,9 +154,7 @@ impl Payloads {
             }
             if let Some(task) = desired(snapshot, definitions, region, record)? {
                 self.sent.insert(id.into(), status);
-                if self.held.len() < MAX_HELD || self.held.contains_key(id) {
-                    self.held.insert(id.into(), held.clone());
-                }
+                self.hold(id, held.clone());
                 tasks.push(task);
             }
         }
@@ -173,9 +171,17 @@ impl Payloads {
             .record
             .last_status()
             .is_none_or(|status| status < TaskStatus::Running);
-        if !starting || !self.sent.contains_key(id) {
+        if starting && self.sent.contains_key(id) {
+            self.hold(id, held);
+        } else {
             self.held.remove(id);
-        } else if self.held.len() < MAX_HELD || self.held.contains_key(id) {
+        }
+    }
+
+    /// Holds `held` for task `id`'s next report, in place of any older version, within
+    /// [`MAX_HELD`].
+    fn hold(&mut self, id: &str, held: HeldRecord) {
+        if self.held.len() < MAX_HELD || self.held.contains_key(id) {
             self.held.insert(id.into(), held);
         }
     }
