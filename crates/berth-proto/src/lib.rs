@@ -7,11 +7,15 @@
 //! number the agent acknowledges ([`AckRequest`]). The agent sends the known state of
 //! its tasks ([`TaskStateChange`], the shape of ECS's SubmitTaskStateChange plus the
 //! container states of SubmitContainerStateChange), each acknowledged by the control
-//! plane ([`StateChangeAck`]) and re-sent until it is. Both sides send heartbeats.
+//! plane ([`StateChangeAck`]) once recorded, with the next message the agent is sent
+//! or within [`ACK_DELAY`], and re-sent after [`RESEND_AFTER`] until it is. Each side
+//! sends heartbeats when it has been quiet.
 //!
 //! The session is opened with `GET /v1/session?cluster=C&containerInstance=ARN` on the
 //! control plane's endpoint (found through DiscoverPollEndpoint), signed with SigV4 by
 //! the key that registered the instance.
+
+use std::time::Duration;
 
 use berth_model::task_definition::TaskDefinition;
 use serde::{Deserialize, Serialize};
@@ -19,10 +23,30 @@ use serde::{Deserialize, Serialize};
 /// The path of the session endpoint.
 pub const SESSION_PATH: &str = "/v1/session";
 
-/// Seconds between heartbeats, each way. A side that hears nothing for
-/// [`SESSION_TIMEOUT_SECS`] considers the session dead.
+/// Seconds between heartbeat ticks, each way. A side that hears nothing for
+/// [`SESSION_TIMEOUT_SECS`] considers the session dead. Any message is a sign of
+/// life, so a side sends a heartbeat at its tick only when it has been quiet (see
+/// [`heartbeat_due`]): a busy session carries no heartbeats.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 10;
 pub const SESSION_TIMEOUT_SECS: u64 = 30;
+
+/// How long the control plane may hold a report's [`StateChangeAck`] after the
+/// report is recorded, so that it goes out with the next message the agent is sent
+/// (a payload, a heartbeat, other acknowledgements) instead of in a write of its own.
+pub const ACK_DELAY: Duration = Duration::from_secs(2);
+
+/// How long an agent waits for a report's acknowledgement before it sends the
+/// report again (at its next heartbeat tick): well past [`ACK_DELAY`], so a report
+/// whose acknowledgement is merely held is not sent twice.
+pub const RESEND_AFTER: Duration = Duration::from_secs(HEARTBEAT_INTERVAL_SECS);
+
+/// Whether a side that last wrote to the session `since_last_write` ago sends a
+/// heartbeat at this tick: only after half an interval of its own silence. A side
+/// that writes now and then therefore sends none, and the longest it can stay
+/// silent is under one and a half intervals, well inside [`SESSION_TIMEOUT_SECS`].
+pub fn heartbeat_due(since_last_write: Duration) -> bool {
+    since_last_write >= Duration::from_secs(HEARTBEAT_INTERVAL_SECS) / 2
+}
 
 /// Docker labels on every container the agent runs: they let a restarted agent
 /// re-adopt its containers and never touch anyone else's.
@@ -286,6 +310,33 @@ impl TaskStateChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_side_always_heartbeats_inside_the_peers_timeout() {
+        // A side's last write at 0, its ticks every interval at any phase: the first
+        // tick that finds it quiet long enough comes well before the peer gives up.
+        let interval = Duration::from_secs(HEARTBEAT_INTERVAL_SECS);
+        for phase_ms in (0..HEARTBEAT_INTERVAL_SECS * 1000).step_by(7) {
+            let first_tick = Duration::from_millis(phase_ms);
+            let beat = (0..4)
+                .map(|n| first_tick + interval * n)
+                .find(|tick| heartbeat_due(*tick))
+                .unwrap_or(Duration::MAX);
+            assert!(
+                beat < Duration::from_secs(SESSION_TIMEOUT_SECS) / 2 + interval / 2,
+                "a tick at {first_tick:?} after the last write beats only at {beat:?}"
+            );
+        }
+        // A side that wrote within the last half interval sends none.
+        assert!(!heartbeat_due(interval / 2 - Duration::from_millis(1)));
+        assert!(heartbeat_due(interval / 2));
+    }
+
+    #[test]
+    fn an_agent_resends_only_what_a_held_acknowledgement_cannot_explain() {
+        assert!(RESEND_AFTER >= ACK_DELAY * 4);
+        assert!(RESEND_AFTER < Duration::from_secs(SESSION_TIMEOUT_SECS));
+    }
 
     #[test]
     fn frames_are_type_and_message() -> Result<(), serde_json::Error> {

@@ -5,6 +5,7 @@
 pub mod identity;
 pub mod registration;
 pub mod session_loop;
+pub mod unacknowledged;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,13 +3,13 @@
 //! acknowledged, send heartbeats, and reconnect with exponential backoff and jitter
 //! whenever the session is lost. Tasks keep running while the control plane is away.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::{
     AckRequest, AgentMessage, HEARTBEAT_INTERVAL_SECS, HeartbeatMessage, SESSION_TIMEOUT_SECS,
-    ServerMessage, TaskStateChange,
+    ServerMessage, TaskStateChange, heartbeat_due,
 };
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::unacknowledged::Unacknowledged;
 use crate::client::session::{self, SessionStream};
 use crate::client::{ApiClient, ClientError};
 use crate::engine::TaskEngine;
@@ -97,14 +98,15 @@ impl SessionLoop {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         // The newest unacknowledged report of each task: reports carry a task's full
         // state, so only the newest one matters.
-        let mut pending: HashMap<String, TaskStateChange> = HashMap::new();
+        let mut pending = Unacknowledged::default();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
             match self.connect().await {
                 Ok(stream) => {
                     backoff.reset();
+                    let now = tokio::time::Instant::now();
                     for state in self.engine.known_states() {
-                        pending.insert(state.task_arn.clone(), state);
+                        pending.insert(state, now);
                     }
                     self.set_connected(true);
                     let ended = self.serve(stream, &mut pending, &mut shutdown).await;
@@ -124,7 +126,7 @@ impl SessionLoop {
                     _ = &mut wake => break,
                     _ = shutdown.changed() => return,
                     report = self.reports.recv() => match report {
-                        Some(report) => { pending.insert(report.task_arn.clone(), report); }
+                        Some(report) => pending.insert(report, tokio::time::Instant::now()),
                         None => return,
                     },
                 }
@@ -165,17 +167,20 @@ impl SessionLoop {
     async fn serve(
         &mut self,
         mut stream: SessionStream,
-        pending: &mut HashMap<String, TaskStateChange>,
+        pending: &mut Unacknowledged,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         tracing::info!(instance = %self.instance_arn, "session open");
-        for report in pending.values() {
-            if let Err(why) =
-                send(&mut stream, &AgentMessage::TaskStateChange(report.clone())).await
-            {
-                return Ended::Lost(why);
-            }
+        if let Err(why) = write_reports(
+            &mut stream,
+            &mut pending.resend_all(tokio::time::Instant::now()),
+        )
+        .await
+        {
+            return Ended::Lost(why);
         }
+        // When this side last wrote: a heartbeat is sent only after a quiet spell.
+        let mut written_at = tokio::time::Instant::now();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
         heartbeat.tick().await;
         let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
@@ -206,32 +211,39 @@ impl SessionLoop {
                     if let Err(why) = write_reports(&mut stream, &mut outbox).await {
                         return Ended::Lost(why);
                     }
+                    written_at = tokio::time::Instant::now();
                 }
                 _ = heartbeat.tick() => {
-                    // Every pending report goes out below, those held included.
-                    flush_by = None;
-                    outbox.clear();
-                    if let Err(why) = send(&mut stream, &AgentMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await {
-                        return Ended::Lost(why);
-                    }
-                    // Re-send what is still unacknowledged (the control plane may have
-                    // lost it, e.g. across its own restart).
-                    for report in pending.values() {
-                        if let Err(why) = send(&mut stream, &AgentMessage::TaskStateChange(report.clone())).await {
+                    let now = tokio::time::Instant::now();
+                    // What is held goes now, with reports still unacknowledged long
+                    // after they were sent (the control plane may have lost them,
+                    // e.g. across its own restart).
+                    let mut due = std::mem::take(&mut outbox);
+                    due.extend(pending.overdue(now));
+                    if flush_by.take().is_some() || !due.is_empty() {
+                        if let Err(why) = write_reports(&mut stream, &mut due).await {
                             return Ended::Lost(why);
                         }
+                        written_at = now;
+                    }
+                    if heartbeat_due(now.saturating_duration_since(written_at)) {
+                        if let Err(why) = send(&mut stream, &AgentMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await {
+                            return Ended::Lost(why);
+                        }
+                        written_at = now;
                     }
                 }
                 report = self.reports.recv() => {
                     let Some(report) = report else { return Ended::Shutdown };
                     // This report and every one already waiting, written together (a
                     // write to the socket each was most of a simulated agent's time).
-                    pending.insert(report.task_arn.clone(), report.clone());
+                    let now = tokio::time::Instant::now();
+                    pending.insert(report.clone(), now);
                     outbox.push(report);
                     while outbox.len() < MAX_REPORT_BURST
                         && let Ok(more) = self.reports.try_recv()
                     {
-                        pending.insert(more.task_arn.clone(), more.clone());
+                        pending.insert(more.clone(), now);
                         outbox.push(more);
                     }
                     // Written at once, unless a payload's acknowledgement is waiting:
@@ -241,6 +253,7 @@ impl SessionLoop {
                         if let Err(why) = write_reports(&mut stream, &mut outbox).await {
                             return Ended::Lost(why);
                         }
+                        written_at = now;
                     }
                 }
                 frame = stream.next() => {
@@ -274,7 +287,7 @@ impl SessionLoop {
                             flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
                         }
                         ServerMessage::StateChangeAck(ack) => {
-                            pending.retain(|_, report| report.message_id != ack.message_id);
+                            pending.acknowledge(&ack.message_id);
                         }
                         ServerMessage::HeartbeatMessage(_) => {}
                         ServerMessage::CloseMessage(close) => return Ended::Lost(format!("closed by the control plane: {}", close.message)),

@@ -4,6 +4,7 @@
 //! desired state, read from the store's change feed, is pushed as it commits. The
 //! agent's task reports are recorded (`api::task_state`) and acknowledged.
 
+mod acks;
 mod hub;
 mod payload;
 
@@ -21,7 +22,7 @@ use berth_model::arn::{Scope, cluster_name};
 use berth_model::{ApiError, ErrorCode};
 use berth_proto::{
     AgentMessage, ErrorMessage, HEARTBEAT_INTERVAL_SECS, HeartbeatMessage, SESSION_TIMEOUT_SECS,
-    ServerMessage, StateChangeAck,
+    ServerMessage, StateChangeAck, heartbeat_due,
 };
 use berth_store::Store;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -166,9 +167,50 @@ pub async fn set_connected(
     .await
 }
 
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), String> {
-    queue(socket, message).await?;
-    socket.flush().await.map_err(|err| err.to_string())
+/// What a session writes to its agent: its messages, and with them the
+/// acknowledgements it holds (`acks.rs`); and when it last wrote, for the heartbeat.
+struct Outgoing {
+    acks: acks::Acks,
+    written_at: tokio::time::Instant,
+}
+
+impl Outgoing {
+    fn new() -> Self {
+        Self {
+            acks: acks::Acks::default(),
+            written_at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Writes `message` and every acknowledgement held, in one write.
+    async fn send(
+        &mut self,
+        socket: &mut WebSocket,
+        message: &ServerMessage,
+    ) -> Result<(), String> {
+        self.queue_acks(socket).await?;
+        queue(socket, message).await?;
+        self.flush(socket).await
+    }
+
+    /// Queues every acknowledgement held.
+    async fn queue_acks(&mut self, socket: &mut WebSocket) -> Result<(), String> {
+        for message_id in self.acks.take() {
+            queue(
+                socket,
+                &ServerMessage::StateChangeAck(StateChangeAck { message_id }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what was queued.
+    async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), String> {
+        socket.flush().await.map_err(|err| err.to_string())?;
+        self.written_at = tokio::time::Instant::now();
+        Ok(())
+    }
 }
 
 /// Queues a message without flushing it: the answers to one burst of reports
@@ -248,7 +290,12 @@ async fn serve(
         .full(store.as_ref(), views, definitions, region, &peer.cluster)
         .await
         .map_err(|e| e.message)?;
-    send(socket, &ServerMessage::PayloadMessage(full)).await?;
+    let mut out = Outgoing::new();
+    out.send(socket, &ServerMessage::PayloadMessage(full))
+        .await?;
+    // Set when acknowledgements are first held, to when they must be written.
+    let ack_timer = tokio::time::sleep(timeout_far());
+    tokio::pin!(ack_timer);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
     let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
     // One timer for the session's silence, moved on only when it fires: a frame just
@@ -261,7 +308,7 @@ async fn serve(
         tokio::select! {
             _ = replaced.changed() => {
                 let close = berth_proto::CloseMessage { message: "a newer session of this instance replaced this one".into() };
-                let _ = send(socket, &ServerMessage::CloseMessage(close)).await;
+                let _ = out.send(socket, &ServerMessage::CloseMessage(close)).await;
                 return Ok(());
             }
             () = &mut silence => {
@@ -271,7 +318,16 @@ async fn serve(
                 }
                 silence.as_mut().reset(due);
             }
-            _ = heartbeat.tick() => send(socket, &ServerMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await?,
+            () = &mut ack_timer, if out.acks.due().is_some() => {
+                out.queue_acks(socket).await?;
+                out.flush(socket).await?;
+            }
+            _ = heartbeat.tick() => {
+                // Only a quiet session needs one: any message is a sign of life.
+                if heartbeat_due(out.written_at.elapsed()) {
+                    out.send(socket, &ServerMessage::HeartbeatMessage(HeartbeatMessage { healthy: true })).await?;
+                }
+            }
             push = feed.recv() => {
                 let Some(push) = push else { return Err("the session dispatcher stopped".into()) };
                 let mut pushes = vec![push];
@@ -302,12 +358,12 @@ async fn serve(
                 if resync {
                     // Missed changes: send the whole desired set again.
                     let full = payloads.full(store.as_ref(), views, definitions, region, &peer.cluster).await.map_err(|e| e.message)?;
-                    send(socket, &ServerMessage::PayloadMessage(full)).await?;
+                    out.send(socket, &ServerMessage::PayloadMessage(full)).await?;
                     continue;
                 }
                 let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
                 if let Some(delta) = payloads.delta(&snapshot, definitions, region, &changed).map_err(|e| e.message)? {
-                    send(socket, &ServerMessage::PayloadMessage(delta)).await?;
+                    out.send(socket, &ServerMessage::PayloadMessage(delta)).await?;
                 }
             }
             frame = socket.next() => {
@@ -340,6 +396,8 @@ async fn serve(
                     }
                 }
                 let mut reports = Reports::default();
+                // Whether an answer was queued that should go out now.
+                let mut answered = false;
                 for text in texts {
                     match serde_json::from_str::<AgentMessage>(text.as_str()) {
                         Ok(AgentMessage::AckRequest(ack)) => payloads.acknowledged(ack.seq_num),
@@ -348,6 +406,7 @@ async fn serve(
                         Err(err) => {
                             let error = ErrorMessage { message: format!("undecodable message: {err}") };
                             queue(socket, &ServerMessage::ErrorMessage(error)).await?;
+                            answered = true;
                         }
                     }
                 }
@@ -357,27 +416,42 @@ async fn serve(
                     .map(|(change, _)| payloads.take_held(task_id_of(change)))
                     .collect();
                 let results = apply_reports(app, peer, &newest, &held, &mut owners).await;
+                let recorded_at = tokio::time::Instant::now();
                 for ((change, message_ids), result) in newest.into_iter().zip(results) {
                     if let Err(error) = result {
                         tracing::warn!(task = %change.task_arn, message = %error.message, "task report refused");
                         let transient = error.code == ErrorCode::ServerException;
                         queue(socket, &ServerMessage::ErrorMessage(ErrorMessage { message: error.message })).await?;
+                        answered = true;
                         // A store failure is worth retrying: leave it unacknowledged.
                         if transient {
                             continue;
                         }
                     }
-                    for message_id in message_ids {
-                        queue(socket, &ServerMessage::StateChangeAck(StateChangeAck { message_id })).await?;
+                    // Held for the next message written (acks.rs).
+                    let was_due = out.acks.due();
+                    out.acks.hold(message_ids, recorded_at);
+                    if let Some(due) = out.acks.due()
+                        && was_due.is_none()
+                    {
+                        ack_timer.as_mut().reset(due);
                     }
                 }
-                socket.flush().await.map_err(|err| err.to_string())?;
+                if answered || out.acks.full() {
+                    out.queue_acks(socket).await?;
+                    out.flush(socket).await?;
+                }
                 if let Some(ended) = ended {
                     return ended;
                 }
             }
         }
     }
+}
+
+/// A deadline no session reaches: the acknowledgement timer's while none are held.
+fn timeout_far() -> Duration {
+    Duration::from_secs(24 * 60 * 60)
 }
 
 /// The most frames a session takes in one go before it answers them.
