@@ -1,6 +1,8 @@
 //! What the engine reports of a task: its full known state as a [`TaskStateChange`].
 
-use berth_proto::{ContainerStateChange, ContainerStatus, NetworkBinding, TaskStateChange};
+use berth_proto::{
+    ContainerStateChange, ContainerStatus, NetworkBinding, TaskStateChange, TaskStatus,
+};
 
 use super::model::{ContainerModel, Phase, TaskModel};
 use super::plan::{container_health, task_health};
@@ -57,6 +59,34 @@ pub fn same_state(a: &TaskStateChange, b: &TaskStateChange) -> bool {
         && *cluster == b.cluster
 }
 
+/// Whether a new known state is news to the control plane, given the last state
+/// reported to it. The control plane records a task PENDING when it places it, as
+/// ECS's does; while the task is still PENDING, only a container's status or health
+/// changing (one ran, or exited) or a stop reason is news, and what a task goes
+/// through before that (pull times, created containers' ids) goes with its next
+/// report, as the ECS agent reports task and container transitions to RUNNING and
+/// STOPPED, not the steps of a start. Every change of a task past PENDING is news.
+/// The agent keeps every state as known (re-sent whole when a session opens).
+pub fn worth_sending(last_sent: Option<&TaskStateChange>, current: &TaskStateChange) -> bool {
+    if current.status != TaskStatus::Pending
+        || current.reason.is_some()
+        || current.stop_code.is_some()
+    {
+        return true;
+    }
+    current.containers.iter().any(|container| {
+        let sent = last_sent.and_then(|sent| {
+            sent.containers
+                .iter()
+                .find(|c| c.container_name == container.container_name)
+        });
+        let (status, health) = sent.map_or((ContainerStatus::Pending, None), |sent| {
+            (sent.status, sent.health_status)
+        });
+        container.status != status || container.health_status != health
+    })
+}
+
 fn container_state_change(container: &ContainerModel) -> ContainerStateChange {
     ContainerStateChange {
         container_name: container.name.clone(),
@@ -96,7 +126,6 @@ fn container_state_change(container: &ContainerModel) -> ContainerStateChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_proto::TaskStatus;
 
     fn report(id: &str) -> TaskStateChange {
         TaskStateChange {
@@ -115,6 +144,49 @@ mod tests {
             started_at: Some(3.0),
             ..TaskStateChange::of_status(id, "c", "t", TaskStatus::Running)
         }
+    }
+
+    fn starting(id: &str) -> TaskStateChange {
+        let mut pending = report(id);
+        pending.status = TaskStatus::Pending;
+        pending.started_at = None;
+        pending.containers[0].status = ContainerStatus::Pending;
+        pending.containers[0].runtime_id = None;
+        pending.pull_started_at = None;
+        pending.pull_stopped_at = None;
+        pending
+    }
+
+    #[test]
+    fn a_starting_task_is_news_only_when_a_container_moves_or_it_stops() {
+        // Nothing sent yet: the control plane has the task PENDING already.
+        let placed = starting("1");
+        assert!(!worth_sending(None, &placed));
+        // Pulled and created: still only the steps of a start.
+        let mut created = starting("2");
+        created.pull_started_at = Some(1.0);
+        created.pull_stopped_at = Some(2.0);
+        created.containers[0].runtime_id = Some("abc".into());
+        assert!(!worth_sending(None, &created));
+        assert!(!worth_sending(Some(&placed), &created));
+        // A container that runs (a dependency, before the task is RUNNING) is news,
+        // and so is its health, and a stop reason.
+        let mut one_runs = created.clone();
+        one_runs.containers[0].status = ContainerStatus::Running;
+        assert!(worth_sending(Some(&created), &one_runs));
+        let mut healthy = one_runs.clone();
+        healthy.containers[0].health_status = Some(berth_proto::HealthStatus::Healthy);
+        assert!(worth_sending(Some(&one_runs), &healthy));
+        assert!(!worth_sending(Some(&healthy), &healthy));
+        let mut stopping = created.clone();
+        stopping.reason = Some("CannotPullContainerError".into());
+        assert!(worth_sending(Some(&created), &stopping));
+        // Past PENDING, every change is news.
+        let running = report("3");
+        assert!(worth_sending(Some(&created), &running));
+        let mut later = report("4");
+        later.pull_stopped_at = Some(2.5);
+        assert!(worth_sending(Some(&running), &later));
     }
 
     #[test]

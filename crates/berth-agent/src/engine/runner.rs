@@ -64,6 +64,7 @@ pub(crate) fn spawn(model: TaskModel, shared: Arc<Shared>, resync_first: bool) -
         inbox: receiver,
         known,
         last: None,
+        sent: None,
         actions: JoinSet::new(),
     };
     let join = tokio::spawn(runner.run(resync_first));
@@ -88,7 +89,9 @@ struct Runner {
     shared: Arc<Shared>,
     inbox: mpsc::UnboundedReceiver<TaskInput>,
     known: watch::Sender<TaskStateChange>,
+    /// The newest known state, and the newest one reported to the control plane.
     last: Option<TaskStateChange>,
+    sent: Option<TaskStateChange>,
     actions: JoinSet<Outcome>,
 }
 
@@ -151,6 +154,10 @@ impl Runner {
         tracing::debug!(task = %current.task_arn, status = current.status.as_str(), "task state");
         self.known.send_replace(current.clone());
         self.last = Some(current.clone());
+        if !report::worth_sending(self.sent.as_ref(), &current) {
+            return;
+        }
+        self.sent = Some(current.clone());
         // Without a receiver the agent is going away; the state stays in `known`.
         let _ = self.shared.reports.send(current).await;
     }

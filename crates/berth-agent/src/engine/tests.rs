@@ -317,10 +317,13 @@ async fn a_task_runs_and_reports_bindings_labels_and_times() -> TestResult {
         }]
     });
     h.engine.apply(vec![desired("t1", definition)?], false);
-    let first = h.wait_for("t1", "a first report", |_| true).await?;
-    assert_eq!(first.status, TaskStatus::Pending);
-    assert_eq!(first.cluster, CLUSTER);
-    let running = h.wait_status("t1", TaskStatus::Running).await?;
+    // The steps of the start (pulled, created) are not reports of their own: the
+    // control plane has the task PENDING from the start, and the first report is the
+    // task RUNNING, with everything the start went through.
+    let running = h.wait_for("t1", "a first report", |_| true).await?;
+    assert_eq!(running.status, TaskStatus::Running);
+    assert_eq!(running.cluster, CLUSTER);
+    assert_eq!(h.seen.len(), 1, "{:?}", h.seen);
     let app = container(&running, "app")?;
     assert_eq!(app.status, ContainerStatus::Running);
     assert!(app.runtime_id.is_some());
