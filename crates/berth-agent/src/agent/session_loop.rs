@@ -25,14 +25,13 @@ use crate::engine::TaskEngine;
 /// The most reports held for one write: more are written at once.
 const MAX_REPORT_BURST: usize = 64;
 
-/// How long a payload's acknowledgement waits before it is written, and the reports
-/// made meanwhile with it: what a payload causes (its acknowledgement, the first
-/// reports of its new tasks, and of a task that starts at once its RUNNING report)
-/// goes out in one write, and of a task's reports only the newest (a report carries
-/// the task's whole known state). One write and one read on each side instead of
-/// several, and fewer acknowledgements and store writes at the control plane. A
-/// report made while no acknowledgement waits is written at once.
-const FLUSH_DELAY: Duration = Duration::from_millis(2);
+/// How long a payload's acknowledgement waits for a report to go out with (the
+/// control plane needs it only to know the payload arrived): what a payload causes,
+/// its acknowledgement and its new tasks' first reports (RUNNING, or STOPPED if a
+/// task cannot start), goes out in one write, one read at the control plane. Reports
+/// never wait: each is written at once, with every acknowledgement and report
+/// already waiting.
+const ACK_WAIT: Duration = berth_proto::ACK_DELAY;
 
 /// Exponential backoff with full jitter, as the ECS agent reconnects.
 #[derive(Debug)]
@@ -189,10 +188,11 @@ impl SessionLoop {
         let mut heard_at = tokio::time::Instant::now();
         let silence = tokio::time::sleep(timeout);
         tokio::pin!(silence);
-        // Reports not yet written, and when they (and any acknowledgement written but
-        // not flushed) must go out.
-        let mut outbox: Vec<TaskStateChange> = Vec::new();
-        let mut flush_by: Option<tokio::time::Instant> = None;
+        // Whether an acknowledgement is queued but not yet written, and the timer
+        // (set when it was queued) by which it must go out.
+        let mut ack_waiting = false;
+        let ack_timer = tokio::time::sleep(timeout);
+        tokio::pin!(ack_timer);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -206,21 +206,20 @@ impl SessionLoop {
                     }
                     silence.as_mut().reset(due);
                 }
-                () = tokio::time::sleep_until(flush_by.unwrap_or(heard_at)), if flush_by.is_some() => {
-                    flush_by = None;
-                    if let Err(why) = write_reports(&mut stream, &mut outbox).await {
+                () = &mut ack_timer, if ack_waiting => {
+                    ack_waiting = false;
+                    if let Err(why) = write_reports(&mut stream, &mut Vec::new()).await {
                         return Ended::Lost(why);
                     }
                     written_at = tokio::time::Instant::now();
                 }
                 _ = heartbeat.tick() => {
                     let now = tokio::time::Instant::now();
-                    // What is held goes now, with reports still unacknowledged long
-                    // after they were sent (the control plane may have lost them,
-                    // e.g. across its own restart).
-                    let mut due = std::mem::take(&mut outbox);
-                    due.extend(pending.overdue(now));
-                    if flush_by.take().is_some() || !due.is_empty() {
+                    // A waiting acknowledgement goes now, with reports still
+                    // unacknowledged long after they were sent (the control plane may
+                    // have lost them, e.g. across its own restart).
+                    let mut due = pending.overdue(now);
+                    if std::mem::take(&mut ack_waiting) || !due.is_empty() {
                         if let Err(why) = write_reports(&mut stream, &mut due).await {
                             return Ended::Lost(why);
                         }
@@ -239,22 +238,19 @@ impl SessionLoop {
                     // write to the socket each was most of a simulated agent's time).
                     let now = tokio::time::Instant::now();
                     pending.insert(report.clone(), now);
-                    outbox.push(report);
+                    let mut outbox = vec![report];
                     while outbox.len() < MAX_REPORT_BURST
                         && let Ok(more) = self.reports.try_recv()
                     {
                         pending.insert(more.clone(), now);
                         outbox.push(more);
                     }
-                    // Written at once, unless a payload's acknowledgement is waiting:
-                    // then with it.
-                    if flush_by.is_none() || outbox.len() >= MAX_REPORT_BURST {
-                        flush_by = None;
-                        if let Err(why) = write_reports(&mut stream, &mut outbox).await {
-                            return Ended::Lost(why);
-                        }
-                        written_at = now;
+                    // Written at once, with any acknowledgement waiting.
+                    ack_waiting = false;
+                    if let Err(why) = write_reports(&mut stream, &mut outbox).await {
+                        return Ended::Lost(why);
                     }
+                    written_at = now;
                 }
                 frame = stream.next() => {
                     heard_at = tokio::time::Instant::now();
@@ -284,7 +280,10 @@ impl SessionLoop {
                             if let Err(why) = queue(&mut stream, &ack).await {
                                 return Ended::Lost(why);
                             }
-                            flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
+                            if !ack_waiting {
+                                ack_waiting = true;
+                                ack_timer.as_mut().reset(tokio::time::Instant::now() + ACK_WAIT);
+                            }
                         }
                         ServerMessage::StateChangeAck(ack) => {
                             pending.acknowledge(&ack.message_id);
