@@ -25,14 +25,6 @@ use crate::engine::TaskEngine;
 /// The most reports held for one write: more are written at once.
 const MAX_REPORT_BURST: usize = 64;
 
-/// How long a payload's acknowledgement waits for a report to go out with (the
-/// control plane needs it only to know the payload arrived): what a payload causes,
-/// its acknowledgement and its new tasks' first reports (RUNNING, or STOPPED if a
-/// task cannot start), goes out in one write, one read at the control plane. Reports
-/// never wait: each is written at once, with every acknowledgement and report
-/// already waiting.
-const ACK_WAIT: Duration = berth_proto::ACK_DELAY;
-
 /// Exponential backoff with full jitter, as the ECS agent reconnects.
 #[derive(Debug)]
 pub struct Backoff {
@@ -208,7 +200,7 @@ impl SessionLoop {
                 }
                 () = &mut ack_timer, if ack_waiting => {
                     ack_waiting = false;
-                    if let Err(why) = write_reports(&mut stream, &mut Vec::new()).await {
+                    if let Err(why) = flush(&mut stream).await {
                         return Ended::Lost(why);
                     }
                     written_at = tokio::time::Instant::now();
@@ -280,9 +272,13 @@ impl SessionLoop {
                             if let Err(why) = queue(&mut stream, &ack).await {
                                 return Ended::Lost(why);
                             }
+                            // The acknowledgement waits (up to berth_proto::ACK_DELAY; the
+                            // control plane needs it only to know the payload arrived) for
+                            // the first report the payload causes, RUNNING or STOPPED, to
+                            // go out in one write with it. Reports never wait.
                             if !ack_waiting {
                                 ack_waiting = true;
-                                ack_timer.as_mut().reset(tokio::time::Instant::now() + ACK_WAIT);
+                                ack_timer.as_mut().reset(tokio::time::Instant::now() + berth_proto::ACK_DELAY);
                             }
                         }
                         ServerMessage::StateChangeAck(ack) => {
@@ -307,6 +303,11 @@ async fn write_reports(
     for report in newest_of_each_task(std::mem::take(outbox)) {
         queue(stream, &AgentMessage::TaskStateChange(report)).await?;
     }
+    flush(stream).await
+}
+
+/// Writes whatever was queued.
+async fn flush(stream: &mut SessionStream) -> Result<(), String> {
     stream.flush().await.map_err(|err| err.to_string())
 }
 
@@ -340,7 +341,7 @@ async fn queue(stream: &mut SessionStream, message: &AgentMessage) -> Result<(),
 /// Writes `message` and flushes it.
 async fn send(stream: &mut SessionStream, message: &AgentMessage) -> Result<(), String> {
     queue(stream, message).await?;
-    stream.flush().await.map_err(|err| err.to_string())
+    flush(stream).await
 }
 
 #[cfg(test)]

@@ -60,12 +60,9 @@ impl Unacknowledged {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.reports.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reports.is_empty()
     }
 }
 

@@ -20,13 +20,16 @@ pub struct Acks {
 
 impl Acks {
     /// Holds the acknowledgements of reports recorded at `now`. The first one held
-    /// sets the deadline; later ones go with it.
-    pub fn hold(&mut self, ids: impl IntoIterator<Item = String>, now: Instant) {
+    /// sets the deadline, which is returned then (for the session's timer); later
+    /// ones go with it.
+    pub fn hold(&mut self, ids: impl IntoIterator<Item = String>, now: Instant) -> Option<Instant> {
         let before = self.ids.len();
         self.ids.extend(ids);
         if self.ids.len() > before && self.due.is_none() {
             self.due = Some(now + ACK_DELAY);
+            return self.due;
         }
+        None
     }
 
     /// When the held acknowledgements must be written, if any are held.

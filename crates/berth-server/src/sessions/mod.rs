@@ -193,6 +193,12 @@ impl Outgoing {
         self.flush(socket).await
     }
 
+    /// Writes every acknowledgement held, with whatever else was queued.
+    async fn send_acks(&mut self, socket: &mut WebSocket) -> Result<(), String> {
+        self.queue_acks(socket).await?;
+        self.flush(socket).await
+    }
+
     /// Queues every acknowledgement held.
     async fn queue_acks(&mut self, socket: &mut WebSocket) -> Result<(), String> {
         for message_id in self.acks.take() {
@@ -294,7 +300,7 @@ async fn serve(
     out.send(socket, &ServerMessage::PayloadMessage(full))
         .await?;
     // Set when acknowledgements are first held, to when they must be written.
-    let ack_timer = tokio::time::sleep(timeout_far());
+    let ack_timer = tokio::time::sleep(NO_DEADLINE);
     tokio::pin!(ack_timer);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_INTERVAL_SECS));
     let timeout = Duration::from_secs(SESSION_TIMEOUT_SECS);
@@ -318,10 +324,7 @@ async fn serve(
                 }
                 silence.as_mut().reset(due);
             }
-            () = &mut ack_timer, if out.acks.due().is_some() => {
-                out.queue_acks(socket).await?;
-                out.flush(socket).await?;
-            }
+            () = &mut ack_timer, if out.acks.due().is_some() => out.send_acks(socket).await?,
             _ = heartbeat.tick() => {
                 // Only a quiet session needs one: any message is a sign of life.
                 if heartbeat_due(out.written_at.elapsed()) {
@@ -429,17 +432,12 @@ async fn serve(
                         }
                     }
                     // Held for the next message written (acks.rs).
-                    let was_due = out.acks.due();
-                    out.acks.hold(message_ids, recorded_at);
-                    if let Some(due) = out.acks.due()
-                        && was_due.is_none()
-                    {
+                    if let Some(due) = out.acks.hold(message_ids, recorded_at) {
                         ack_timer.as_mut().reset(due);
                     }
                 }
                 if answered || out.acks.full() {
-                    out.queue_acks(socket).await?;
-                    out.flush(socket).await?;
+                    out.send_acks(socket).await?;
                 }
                 if let Some(ended) = ended {
                     return ended;
@@ -450,9 +448,7 @@ async fn serve(
 }
 
 /// A deadline no session reaches: the acknowledgement timer's while none are held.
-fn timeout_far() -> Duration {
-    Duration::from_secs(24 * 60 * 60)
-}
+const NO_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The most frames a session takes in one go before it answers them.
 const MAX_BURST: usize = 256;
